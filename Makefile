@@ -1,0 +1,51 @@
+# R1 Distill Lab – the README's commands. Everything runs in ./.venv, created on first use.
+#   make run   [PROFILE=tiny] [SEED=0]   execute every notebook headless, print the results table
+#   make test                           unit tests + nbval over every notebook (what CI runs)
+#   make bench                          benchmarks (ratios measured in one run)
+#   make lab                            JupyterLab on 127.0.0.1
+PROFILE ?= tiny
+SEED ?= 0
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export TOKENIZERS_PARALLELISM := false
+export PYTHONWARNINGS := ignore
+
+.PHONY: setup run test unit nbtest bench lab browser clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# CPU build of torch where no CUDA GPU is present (on a GPU machine pip picks the CUDA build).
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m ipykernel install --user --name python3 --display-name "Python 3 (r1-distill-lab)" >/dev/null
+	touch $(STAMP)
+
+run: setup
+	R1LAB_PROFILE=$(PROFILE) R1LAB_SEED=$(SEED) $(PY) -m utils.runner --profile $(PROFILE) --seed $(SEED)
+
+# Headless Chromium for the browser test of notebook 05 (Debian packages; skipped if unavailable).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium could not be installed: the browser test will be skipped"; }
+
+test: setup browser
+	R1LAB_PROFILE=$(PROFILE) R1LAB_SEED=$(SEED) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-cell-timeout=1500
+
+unit: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) -m utils.bench
+
+lab: setup
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+
+clean:
+	rm -rf artifacts/$(PROFILE)

@@ -1,0 +1,102 @@
+"""The task world: ground truths verify, perturbations fail, splits are disjoint, seeds repeat."""
+
+import random
+
+import pytest
+
+from utils.tasks import (DIFFICULTIES, FAMILIES, check_format, check_steps, extract_final_answer,
+                         generate_problem, make_problems, split_of, verify)
+
+
+@pytest.fixture(scope="module")
+def train():
+    return make_problems(3000, "train", seed=0)
+
+
+@pytest.fixture(scope="module")
+def evals():
+    return make_problems(300, "eval", seed=20250122)
+
+
+def test_every_ground_truth_verifies(train, evals):
+    for p in train + evals:
+        assert check_format(p.completion), p
+        assert verify(p.completion, p.answer), p
+        assert check_steps(p, p.completion), p
+
+
+def _perturb(answer: str) -> str:
+    if answer.isdigit():
+        return str(int(answer) + 1)
+    return "ABCDE"[("ABCDE".index(answer) + 1) % 5]
+
+
+def test_perturbed_answers_fail(train):
+    for p in train[:500]:
+        wrong = p.completion.rsplit("A:", 1)[0] + "A:" + _perturb(p.answer)
+        assert not verify(wrong, p.answer)
+
+
+@pytest.mark.parametrize("text", [
+    "<think>1+2=3</think>A:03",          # leading zero: the reward hack of the field notes
+    "<think>1+2=3</think>A:3 extra",     # trailing text
+    "1+2=3</think>A:3",                  # no opening tag
+    "<think>1+2=3A:3",                   # no closing tag
+    "<think></think>A:3",                # empty chain of thought
+    "<think>1+2=3</think><think>x</think>A:3",
+    "<think>1+2=3</think>A:",
+    "",
+])
+def test_malformed_completions_are_rejected(text):
+    assert not verify(text, "3")
+
+
+def test_extract_final_answer():
+    assert extract_final_answer("<think>a=1</think>A:12") == "12"
+    assert extract_final_answer("<think>x</think>A:C") == "C"
+    assert extract_final_answer("<think>x</think>A:012") is None
+    assert extract_final_answer("no answer") is None
+
+
+def test_wrong_step_with_right_answer_is_caught_by_check_steps():
+    p = generate_problem("arith", 3, random.Random(3))
+    body, answer = p.completion.split("</think>")
+    first = body.split(";")[0]
+    bad_first = first[: first.index("=") + 1] + "99"
+    bad = body.replace(first, bad_first, 1) + "</think>" + answer
+    assert verify(bad, p.answer) and not check_steps(p, bad)
+
+
+def test_splits_are_disjoint_and_labelled(train, evals):
+    assert not {p.prompt for p in train} & {p.prompt for p in evals}
+    assert all(split_of(p.prompt) == "train" for p in train)
+    assert all(split_of(p.prompt) == "eval" for p in evals)
+
+
+def test_deterministic_per_seed():
+    a = make_problems(200, "train", seed=7)
+    b = make_problems(200, "train", seed=7)
+    c = make_problems(200, "train", seed=8)
+    assert a == b and a != c
+
+
+def test_balanced_over_families_and_difficulties(evals):
+    for family in FAMILIES:
+        for d in DIFFICULTIES:
+            assert sum(p.family == family and p.difficulty == d for p in evals) >= 25
+
+
+def test_difficulty_is_number_of_steps():
+    rng = random.Random(0)
+    for family in FAMILIES:
+        lengths = [generate_problem(family, d, rng).completion.count(";") for d in DIFFICULTIES]
+        assert lengths == sorted(lengths) and lengths[0] < lengths[-1]
+
+
+def test_bad_input_gives_clear_errors():
+    with pytest.raises(ValueError, match="Unknown task family"):
+        generate_problem("poetry", 1, random.Random(0))
+    with pytest.raises(ValueError, match="difficulty"):
+        generate_problem("arith", 9, random.Random(0))
+    with pytest.raises(ValueError, match="split"):
+        make_problems(3, "test", seed=0)

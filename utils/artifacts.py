@@ -1,0 +1,173 @@
+"""Artifacts: how notebooks hand models and data forward, and where results are written.
+
+Taught in notebook 01 ("Artifacts"); used by every notebook.
+
+Layout (``artifacts/`` is ignored by git)::
+
+    artifacts/<profile>/
+        results.json                 one nested JSON every notebook adds its figures to
+        <name>/                      one artifact: a model, a tokenizer, a dataset, ...
+            manifest.json            profile, seed, config, package versions, metrics
+            ...                      whatever the artifact is made of
+
+Writes are *atomic*: an artifact is written into a temporary folder next to its final place
+and renamed into place only once complete, so an interrupted run (a closed laptop, a Colab
+disconnect) never leaves a half-written model behind – the previous version stays intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .config import package_versions
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def artifacts_root() -> Path:
+    """``$R1LAB_ARTIFACTS`` if set, else ``<repo>/artifacts``."""
+    return Path(os.environ.get("R1LAB_ARTIFACTS", REPO_ROOT / "artifacts"))
+
+
+def profile_dir(profile: str) -> Path:
+    """``artifacts/<profile>/`` (created if missing)."""
+    path = artifacts_root() / profile
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def artifact_path(profile: str, name: str) -> Path:
+    """Where the artifact ``name`` of ``profile`` lives (it may not exist yet)."""
+    _recover(profile_dir(profile) / name)
+    return profile_dir(profile) / name
+
+
+def exists(profile: str, name: str) -> bool:
+    """True when a complete artifact (with its manifest) is in place."""
+    return (artifact_path(profile, name) / "manifest.json").exists()
+
+
+def _recover(final: Path) -> None:
+    """Finish a swap that a crash interrupted: if only the backup exists, put it back."""
+    backup = final.with_name(final.name + ".old")
+    if backup.exists() and not final.exists():
+        backup.rename(final)
+    elif backup.exists():
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_artifact(profile: str, name: str, *, seed: int, config: dict[str, Any] | None = None,
+                    metrics: dict[str, Any] | None = None) -> Iterator[Path]:
+    """Write an artifact atomically::
+
+        with atomic_artifact("tiny", "teacher", seed=0, config={...}) as tmp:
+            model.save_pretrained(tmp)
+
+    Everything is written into ``tmp``; on success the manifest is added and ``tmp`` replaces
+    the old artifact in two renames. If the block raises, ``tmp`` is deleted and the previous
+    artifact is untouched. ``metrics`` may be filled in inside the block (it is a dict).
+    """
+    final = artifact_path(profile, name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=final.parent))
+    metrics = {} if metrics is None else metrics
+    try:
+        yield tmp
+        manifest = {
+            "name": name,
+            "profile": profile,
+            "seed": seed,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "config": config or {},
+            "metrics": metrics,
+            "versions": package_versions(),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        backup = final.with_name(final.name + ".old")
+        if final.exists():
+            final.rename(backup)
+        tmp.rename(final)
+        shutil.rmtree(backup, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_manifest(profile: str, name: str) -> dict[str, Any]:
+    """The manifest of an artifact; a clear error if the artifact is missing."""
+    path = artifact_path(profile, name) / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"No artifact {name!r} for profile {profile!r} at {path.parent}. "
+                                "Run the notebook that makes it first (or `make run`).")
+    return json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------------------------------
+# results.json
+# ---------------------------------------------------------------------------------------
+
+def results_path(profile: str) -> Path:
+    return profile_dir(profile) / "results.json"
+
+
+def load_results(profile: str) -> dict[str, Any]:
+    """The nested results dict of ``profile`` (empty if nothing was measured yet)."""
+    path = results_path(profile)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _deep_merge(base: dict, new: dict) -> dict:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def update_results(profile: str, new: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``new`` into ``results.json`` (atomically) and return the whole dict.
+
+    ``update_results("tiny", {"teacher": {"acc_sft": 0.52}})`` keeps every other key.
+    """
+    results = _deep_merge(load_results(profile), new)
+    path = results_path(profile)
+    fd, tmp = tempfile.mkstemp(prefix=".results.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(results, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+    return results
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (for printing results as a table)."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def format_results(results: dict[str, Any]) -> str:
+    """A two-column text table of every measured figure."""
+    flat = flatten(results)
+    if not flat:
+        return "(no results yet)"
+    width = max(len(k) for k in flat)
+    lines = [f"{'key'.ljust(width)}  value", f"{'-' * width}  -----"]
+    for key in sorted(flat):
+        value = flat[key]
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        lines.append(f"{key.ljust(width)}  {shown}")
+    return "\n".join(lines)

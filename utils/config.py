@@ -1,0 +1,228 @@
+"""Profiles, seeds, devices: the knobs every notebook reads first.
+
+Taught in notebook 01 (the "Profile" section); every notebook calls :func:`setup` in its
+first code cell. A *profile* is one frozen dataclass holding every size and budget of the
+course, so that nothing in a notebook branches on the profile except through these values.
+
+* ``tiny`` (the default): CPU, offline, the synthetic task world of :mod:`utils.tasks`,
+  Qwen2 models built from config and trained here. Sized for a 2-core laptop.
+* ``colab``: a Colab GPU session with hub models and GSM8K. Same code paths, other names.
+* ``colab-dryrun``: the ``colab`` code path, offline, with local stand-ins and a few steps.
+
+Choose one with the notebook's ``parameters`` cell (papermill style), the environment
+variables ``R1LAB_PROFILE`` / ``R1LAB_SEED``, or ``make run PROFILE=... SEED=...``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """Shape of a Qwen2 model built from config (tiny profile) – see :mod:`utils.models`."""
+
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    num_key_value_heads: int | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size and budget of one way of running the course.
+
+    Field names follow the paper's vocabulary where one exists; budgets are counted in
+    optimisation steps (never seconds) so that a run is deterministic for a seed.
+    """
+
+    name: str
+    # --- the task world (notebook 01) -------------------------------------------------
+    data_source: str = "synthetic"           # "synthetic" (utils.tasks) or "gsm8k"
+    families: tuple[str, ...] = ("arith", "trace", "order")
+    difficulties: tuple[int, ...] = (1, 2, 3)
+    n_train: int = 6000                      # training problems (per run, from `seed`)
+    n_eval: int = 300                        # held-out problems, fixed for every seed
+    eval_seed: int = 20250122                # the eval split never depends on `seed`
+    max_new_tokens: int = 64
+    # --- models (notebook 01) ---------------------------------------------------------
+    teacher: ModelSize | str = ModelSize(192, 4, 4, 576)
+    student: ModelSize | str = ModelSize(96, 3, 2, 288)
+    reward_model: ModelSize | str = ModelSize(96, 2, 2, 288)
+    # --- notebook 02: teacher warm-up SFT, reward model, PPO, GRPO ---------------------
+    teacher_sft_steps: int = 300
+    sft_batch_size: int = 64
+    sft_lr: float = 1e-3
+    rm_steps: int = 200
+    rm_lr: float = 5e-4
+    rl_steps: int = 40
+    rl_lr: float = 1e-4
+    rl_batch_prompts: int = 32
+    num_generations: int = 4                 # GRPO group size / samples per prompt
+    kl_beta: float = 0.05
+    # --- notebook 03: sampling and filtering -------------------------------------------
+    n_distill_prompts: int = 1500
+    samples_per_prompt: int = 4
+    temperature: float = 0.6                 # DeepSeek-R1 README's recommendation
+    top_p: float = 0.95
+    max_correct_per_prompt: int = 2
+    reward_threshold: float = 0.0
+    # --- notebook 04: the student ------------------------------------------------------
+    student_sft_steps: int = 600
+    student_lr: float = 2e-3
+    # --- notebook 05: serving ----------------------------------------------------------
+    serve_max_new_tokens: int = 64
+    # --- hardware ----------------------------------------------------------------------
+    torch_threads: int = 2
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> "Profile":
+        """A copy with some fields changed (profiles are frozen)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form, written into every artifact's manifest."""
+        return dataclasses.asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "tiny": Profile(name="tiny"),
+    # Filled in by the Colab issue: hub ids instead of ModelSize, GSM8K instead of tasks.
+    "colab": Profile(
+        name="colab",
+        data_source="gsm8k",
+        families=("gsm8k",),
+        difficulties=(1,),
+        n_train=7473,
+        n_eval=200,
+        max_new_tokens=512,
+        teacher="Qwen/Qwen2.5-1.5B-Instruct",
+        student="Qwen/Qwen2.5-0.5B-Instruct",
+        reward_model="Qwen/Qwen2.5-0.5B-Instruct",
+        teacher_sft_steps=100,
+        sft_batch_size=8,
+        sft_lr=1e-5,
+        rm_steps=100,
+        rm_lr=1e-5,
+        rl_steps=50,
+        rl_lr=1e-6,
+        rl_batch_prompts=8,
+        n_distill_prompts=500,
+        student_sft_steps=300,
+        student_lr=1e-4,
+        serve_max_new_tokens=2048,
+        torch_threads=0,
+    ),
+}
+
+DEFAULT_PROFILE = "tiny"
+DEFAULT_SEED = 0
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Return the profile called ``name`` (default: ``$R1LAB_PROFILE`` or ``tiny``)."""
+    name = name or os.environ.get("R1LAB_PROFILE") or DEFAULT_PROFILE
+    if name not in PROFILES:
+        raise ValueError(f"Unknown profile {name!r}; choose one of {sorted(PROFILES)}.")
+    return PROFILES[name]
+
+
+def set_offline_env() -> None:
+    """Make the hub and analytics libraries never wait on the network (our CI has none)."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch; make torch deterministic on the CPU."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    # Filling every new tensor with NaN (the deterministic default) costs more than it buys here.
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
+def pick_device() -> tuple[str, "Any"]:
+    """The best available device and the dtype to compute in there.
+
+    CUDA: bf16 where the GPU supports it (Ampere and newer), else fp16 (a Colab T4).
+    Apple MPS: fp16 for inference-sized work. CPU: fp32.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return "cuda", dtype
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps", torch.float16
+    return "cpu", torch.float32
+
+
+@dataclass
+class Run:
+    """What :func:`setup` returns: the profile, the seed and where to compute."""
+
+    profile: Profile
+    seed: int
+    device: str
+    dtype: Any
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+
+def setup(profile: str | None = None, seed: int | None = None, *, quiet: bool = False) -> Run:
+    """First call of every notebook: offline env, threads, seeds, device.
+
+    ``profile``/``seed`` come from the notebook's ``parameters`` cell; ``None`` means
+    "use ``$R1LAB_PROFILE`` / ``$R1LAB_SEED``, else the defaults".
+    """
+    import torch
+
+    set_offline_env()
+    prof = get_profile(profile)
+    if seed is None:
+        seed = int(os.environ.get("R1LAB_SEED", DEFAULT_SEED))
+    if prof.torch_threads:
+        torch.set_num_threads(prof.torch_threads)
+    seed_everything(seed)
+    device, dtype = pick_device()
+    run = Run(profile=prof, seed=seed, device=device, dtype=dtype)
+    if not quiet:
+        print(f"profile={prof.name} seed={seed} device={device} dtype={str(dtype).replace('torch.', '')}")
+    return run
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the libraries the course depends on (the notebooks' first cell prints them)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["torch", "transformers", "trl", "datasets", "accelerate", "gradio", "ipywidgets"]
+    out: dict[str, str] = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    import platform
+
+    out["python"] = platform.python_version()
+    return out

@@ -1,0 +1,93 @@
+"""Batched generation and verifier-based evaluation, shared by notebooks 02–05.
+
+Taught in notebook 01 (the verifier at work) and notebook 03 (sampling). Pitfall 1 of the
+field notes: batched generation needs *left* padding plus the attention mask, otherwise the
+model continues from pad tokens and most answers break.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from .tasks import Problem, verify
+
+
+@torch.no_grad()
+def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], *,
+             max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0,
+             top_p: float = 1.0, num_return_sequences: int = 1, batch_size: int = 256,
+             progress: bool = False, desc: str = "generating") -> tuple[list[str], int]:
+    """Complete every prompt; return ``(completions, generated_token_count)``.
+
+    Completions are decoded without the prompt and without special tokens, cut at EOS.
+    With ``num_return_sequences = k`` the output holds k completions per prompt, prompt-major
+    (``[p0s0, p0s1, …, p1s0, …]``).
+    """
+    if max_new_tokens <= 0:
+        raise ValueError("max_new_tokens must be positive")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    tokenizer.padding_side = "left"
+    texts: list[str] = []
+    n_tokens = 0
+    batches = range(0, len(prompts), batch_size)
+    for start in tqdm(batches, desc=desc, disable=not progress, leave=False):
+        chunk = list(prompts[start:start + batch_size])
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        kwargs = dict(do_sample=do_sample, max_new_tokens=max_new_tokens,
+                      num_return_sequences=num_return_sequences,
+                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        if do_sample:
+            kwargs.update(temperature=temperature, top_p=top_p)
+        out = model.generate(**enc, **kwargs)
+        new = out[:, enc["input_ids"].shape[1]:]
+        # Count real generated tokens: up to and including the first EOS.
+        is_eos = new == tokenizer.eos_token_id
+        lengths = torch.where(is_eos.any(1), is_eos.int().argmax(1) + 1, new.shape[1])
+        n_tokens += int(lengths.sum())
+        texts.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+    model.train(was_training)
+    return texts, n_tokens
+
+
+@dataclass
+class EvalResult:
+    """Exact-match accuracy of a model on problems, overall and per task family."""
+
+    accuracy: float
+    per_family: dict[str, float]
+    completions: list[str] = field(repr=False)
+    correct: list[bool] = field(repr=False)
+    seconds: float = 0.0
+    tokens: int = 0
+
+    def summary(self) -> str:
+        fams = ", ".join(f"{k} {v:.0%}" for k, v in sorted(self.per_family.items()))
+        return f"accuracy {self.accuracy:.1%} ({fams})"
+
+
+def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, problems: Sequence[Problem], *,
+             max_new_tokens: int, batch_size: int = 256, progress: bool = False) -> EvalResult:
+    """Greedy-decode every problem and score it with the verifier (exact match)."""
+    if not problems:
+        raise ValueError("evaluate() needs at least one problem")
+    start = time.perf_counter()
+    completions, n_tokens = generate(model, tokenizer, [p.prompt for p in problems],
+                                     max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                     progress=progress, desc="evaluating")
+    seconds = time.perf_counter() - start
+    correct = [verify(c, p.answer) for c, p in zip(completions, problems)]
+    per_family: dict[str, list[bool]] = {}
+    for p, ok in zip(problems, correct):
+        per_family.setdefault(p.family, []).append(ok)
+    return EvalResult(
+        accuracy=sum(correct) / len(correct),
+        per_family={f: sum(v) / len(v) for f, v in per_family.items()},
+        completions=completions, correct=correct, seconds=seconds, tokens=n_tokens)

@@ -1,0 +1,106 @@
+"""Model factories: teacher, student, reward model and value model – all Qwen2.
+
+Taught in notebook 01 ("Tokenizer and models"); used by 02–05.
+
+In the ``tiny`` profile every model is a ``Qwen2`` built from a config (the article's student
+family), saved with ``save_pretrained`` and reloaded with ``from_pretrained`` exactly as a
+hub checkpoint would be. In the ``colab`` profile the same functions receive hub ids.
+
+* teacher / student: ``Qwen2ForCausalLM``
+* reward model: ``Qwen2ForSequenceClassification`` with one output (a scalar score)
+* value model (PPO's critic): also a one-output sequence classifier; PPO reads its score at
+  every position (see :mod:`utils.ppo`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification,
+                          PreTrainedModel, PreTrainedTokenizerBase, Qwen2Config)
+
+from .config import ModelSize
+
+
+def qwen2_config(size: ModelSize, tokenizer: PreTrainedTokenizerBase, **overrides) -> Qwen2Config:
+    """A ``Qwen2Config`` for ``size`` with the tokenizer's ids set (pitfall 3 of the field notes:
+    Qwen2Config leaves bos/eos/pad unset and embeddings untied by default)."""
+    heads = size.num_attention_heads
+    cfg = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=size.hidden_size,
+        num_hidden_layers=size.num_hidden_layers,
+        num_attention_heads=heads,
+        num_key_value_heads=size.num_key_value_heads or heads,
+        intermediate_size=size.intermediate_size,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        use_cache=True,
+    )
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    return cfg
+
+
+def _fix_generation_config(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    gc = model.generation_config
+    gc.pad_token_id = tokenizer.pad_token_id
+    gc.eos_token_id = tokenizer.eos_token_id
+    gc.bos_token_id = getattr(tokenizer, "bos_token_id", None) or tokenizer.eos_token_id
+
+
+def build_causal_lm(size: ModelSize | str, tokenizer: PreTrainedTokenizerBase,
+                    seed: int = 0, dtype=None) -> PreTrainedModel:
+    """A causal LM: from config when ``size`` is a :class:`ModelSize`, else ``from_pretrained``.
+
+    Used for the teacher and the student. Initialisation is seeded, so a build is repeatable.
+    """
+    if isinstance(size, str):
+        model = AutoModelForCausalLM.from_pretrained(size, dtype=dtype or "auto")
+    else:
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(qwen2_config(size, tokenizer))
+    _fix_generation_config(model, tokenizer)
+    return model
+
+
+def build_scalar_head(size: ModelSize | str, tokenizer: PreTrainedTokenizerBase,
+                      seed: int = 0, dtype=None) -> PreTrainedModel:
+    """A Qwen2 sequence classifier with one output: the reward model or PPO's value model."""
+    if isinstance(size, str):
+        model = AutoModelForSequenceClassification.from_pretrained(size, num_labels=1,
+                                                                   dtype=dtype or "auto")
+    else:
+        torch.manual_seed(seed)
+        model = AutoModelForSequenceClassification.from_config(
+            qwen2_config(size, tokenizer, num_labels=1))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def count_params(model: torch.nn.Module) -> int:
+    """Number of distinct parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def weights_bytes(model: torch.nn.Module) -> int:
+    """Bytes the parameters occupy in memory (tied weights counted once)."""
+    return sum(p.numel() * p.element_size() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def load_causal_lm(path: str | Path, device: str = "cpu", dtype=None) -> PreTrainedModel:
+    """Reload a causal LM saved with ``save_pretrained`` (safetensors only, no remote code)."""
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or torch.float32,
+                                                 use_safetensors=True, trust_remote_code=False)
+    return model.to(device).eval()
+
+
+def load_scalar_head(path: str | Path, device: str = "cpu", dtype=None) -> PreTrainedModel:
+    """Reload a reward/value model saved with ``save_pretrained``."""
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(path), dtype=dtype or torch.float32, use_safetensors=True, trust_remote_code=False)
+    return model.to(device).eval()

@@ -1,0 +1,74 @@
+"""Run every notebook headless, in order, and print the results table (``make run``).
+
+Each notebook is executed in place with ``nbclient`` (so the committed outputs are those of
+a real run), with ``R1LAB_PROFILE``/``R1LAB_SEED`` in the kernel's environment; its wall
+time goes into ``results.json`` as ``wall_s.<NN>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .artifacts import REPO_ROOT, format_results, load_results, update_results
+from .config import get_profile, set_offline_env
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+
+
+def notebooks() -> list[Path]:
+    """The course's notebooks in order (``01_…`` to ``05_…``), those that exist."""
+    return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def run_notebook(path: Path, profile: str, seed: int, timeout: int = 1800) -> float:
+    """Execute one notebook in place; return its wall time in seconds.
+
+    On an error the partly executed notebook is still written (so the failing cell shows).
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    os.environ.update(R1LAB_PROFILE=profile, R1LAB_SEED=str(seed))
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    try:
+        client.execute()
+    finally:
+        nbformat.write(nb, path)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default=os.environ.get("R1LAB_PROFILE", "tiny"))
+    parser.add_argument("--seed", type=int, default=int(os.environ.get("R1LAB_SEED", 0)))
+    parser.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 01 03")
+    args = parser.parse_args(argv)
+    get_profile(args.profile)  # fail early on a typo
+    set_offline_env()
+    for path in notebooks():
+        number = path.name[:2]
+        if args.only and number not in args.only:
+            continue
+        print(f"▶ {path.name} (profile={args.profile}, seed={args.seed})", flush=True)
+        try:
+            seconds = run_notebook(path, args.profile, args.seed)
+        except Exception as exc:  # nbclient's CellExecutionError carries the traceback text
+            print(f"✗ {path.name} failed:\n{exc}", file=sys.stderr)
+            return 1
+        update_results(args.profile, {"wall_s": {number: round(seconds, 1)}})
+        print(f"✓ {path.name} in {seconds:.0f} s", flush=True)
+    results = load_results(args.profile)
+    print(f"\nResults – artifacts/{args.profile}/results.json")
+    print(format_results(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Supervised fine-tuning with TRL's ``SFTTrainer`` (teacher warm-up in 02, the student in 04).
+
+Data is in TRL's standard *prompt/completion* format, so the loss is computed on the
+completion only (the chain of thought and the answer), never on the prompt. ``SFTTrainer``
+appends the EOS token to each completion, which teaches the model to stop.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from datasets import Dataset
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+
+from .tasks import Problem
+
+
+def to_sft_dataset(rows: Sequence[Problem | dict[str, Any]], *, curriculum: bool = False,
+                   seed: int = 0) -> Dataset:
+    """A ``datasets.Dataset`` with ``prompt``/``completion`` columns (TRL's format).
+
+    ``rows`` are task-world problems or dicts with ``prompt``, ``completion`` and optionally
+    ``difficulty``. Rows are shuffled with ``seed``; with ``curriculum`` they are then sorted
+    easy → hard by difficulty (a stable sort, so order within a difficulty stays random).
+    """
+    dicts = [r.to_dict() if isinstance(r, Problem) else dict(r) for r in rows]
+    if not dicts:
+        raise ValueError("No training rows: the dataset is empty.")
+    random.Random(seed).shuffle(dicts)
+    if curriculum:
+        dicts.sort(key=lambda r: r.get("difficulty", 1))
+    keep = ("prompt", "completion", "family", "difficulty")
+    return Dataset.from_list([{k: r[k] for k in keep if k in r} for r in dicts])
+
+
+class _EvalEvery(TrainerCallback):
+    """Calls ``eval_fn(model)`` every ``every`` steps and at the end; stores the history."""
+
+    def __init__(self, eval_fn: Callable[[PreTrainedModel], float], every: int, history: list):
+        self.eval_fn, self.every, self.history = eval_fn, every, history
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0 or state.global_step == state.max_steps:
+            self.history.append((state.global_step, self.eval_fn(model)))
+
+
+@dataclass
+class SFTResult:
+    """What :func:`train_sft` returns: the loss curve and any periodic evaluations."""
+
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    evals: list[tuple[int, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    tokens_per_s: float = 0.0
+
+
+def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Dataset, *,
+              steps: int, lr: float, batch_size: int, seed: int, warmup_ratio: float = 0.05,
+              scheduler: str = "cosine", curriculum: bool = False, packing: bool = False,
+              max_length: int = 128, eval_fn: Callable[[PreTrainedModel], float] | None = None,
+              eval_every: int = 0, bf16: bool = False, fp16: bool = False,
+              progress: bool = True) -> SFTResult:
+    """Fine-tune ``model`` in place on ``dataset`` for ``steps`` optimiser steps.
+
+    * completion-only loss (TRL's default for prompt/completion data);
+    * cosine schedule with warm-up (``warmup_ratio`` of the steps);
+    * ``curriculum``: read the data in order (built easy → hard by :func:`to_sft_dataset`)
+      instead of shuffling;
+    * ``packing``: concatenate short examples into ``max_length`` rows (fewer pad tokens);
+    * on a GPU, pass ``bf16``/``fp16`` for mixed precision; on CPU both stay off.
+
+    The same function runs under ``accelerate launch`` on several GPUs (see ``utils.cli``).
+    """
+    import time
+
+    import torch
+    from trl import SFTConfig, SFTTrainer
+
+    if steps <= 0:
+        raise ValueError("steps must be positive")
+    on_cpu = not torch.cuda.is_available()
+    with tempfile.TemporaryDirectory() as out_dir:
+        args = SFTConfig(
+            output_dir=out_dir,
+            max_steps=steps,
+            per_device_train_batch_size=batch_size,
+            learning_rate=lr,
+            lr_scheduler_type=scheduler,
+            warmup_steps=warmup_ratio,
+            weight_decay=0.0,
+            logging_steps=max(1, steps // 20),
+            save_strategy="no",
+            report_to="none",
+            seed=seed,
+            data_seed=seed,
+            use_cpu=on_cpu,
+            bf16=bf16 and not on_cpu,
+            fp16=fp16 and not on_cpu,
+            gradient_checkpointing=False,
+            completion_only_loss=True,
+            packing=packing,
+            max_length=max_length,
+            train_sampling_strategy="sequential" if curriculum else "random",
+            dataloader_num_workers=0,
+            disable_tqdm=not progress,
+            dataset_num_proc=None,
+        )
+        history: list[tuple[int, float]] = []
+        callbacks = [_EvalEvery(eval_fn, eval_every, history)] if eval_fn and eval_every else []
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,
+                             processing_class=tokenizer, callbacks=callbacks)
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    n_tokens = trainer.state.num_input_tokens_seen or 0
+    model.eval()
+    return SFTResult(losses=losses, evals=history, seconds=seconds,
+                     tokens_per_s=(n_tokens / seconds) if seconds and n_tokens else math.nan)
