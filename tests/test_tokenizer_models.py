@@ -34,7 +34,7 @@ def test_save_and_reload_in_a_qwen2_model_folder(tmp_path, char_tokenizer):
     assert reloaded(text)["input_ids"] == char_tokenizer(text)["input_ids"]
     assert reloaded.padding_side == "left"
     assert reloaded.pad_token_id == char_tokenizer.pad_token_id
-    spaced = "max of 12 and 7"
+    spaced = "max a 12 and 7"
     assert reloaded(spaced)["input_ids"] == char_tokenizer(spaced)["input_ids"]
     assert reloaded.decode(reloaded(spaced)["input_ids"]) == spaced
 
@@ -44,7 +44,7 @@ def test_auto_tokenizer_pitfall(tmp_path, char_tokenizer):
     pre-tokenizer), which drops our spaces – the reason load_tokenizer does not use it."""
     build_causal_lm(get_profile("tiny").student, char_tokenizer).save_pretrained(tmp_path)
     save_tokenizer(char_tokenizer, tmp_path)
-    spaced = "max of 12 and 7"
+    spaced = "max a 12 and 7"
     auto = AutoTokenizer.from_pretrained(tmp_path)
     assert auto(spaced)["input_ids"] != char_tokenizer(spaced)["input_ids"]
 
