@@ -104,3 +104,34 @@ def load_scalar_head(path: str | Path, device: str = "cpu", dtype=None) -> PreTr
     model = AutoModelForSequenceClassification.from_pretrained(
         str(path), dtype=dtype or torch.float32, use_safetensors=True, trust_remote_code=False)
     return model.to(device).eval()
+
+
+# ---------------------------------------------------------------------------------------
+# Models as artifacts: weights + tokenizer + manifest in artifacts/<profile>/<name>/
+# ---------------------------------------------------------------------------------------
+
+def save_model_artifact(profile: str, name: str, model: PreTrainedModel,
+                        tokenizer: PreTrainedTokenizerBase, *, seed: int,
+                        config: dict | None = None, metrics: dict | None = None) -> Path:
+    """Save ``model`` and its tokenizer atomically as the artifact ``name`` (safetensors)."""
+    from .artifacts import artifact_path, atomic_artifact
+    from .tokenizer import save_tokenizer
+
+    metrics = dict(metrics or {})
+    metrics.setdefault("params", count_params(model))
+    with atomic_artifact(profile, name, seed=seed, config=config, metrics=metrics) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        save_tokenizer(tokenizer, tmp)
+    return artifact_path(profile, name)
+
+
+def load_model_artifact(profile: str, name: str, *, kind: str = "causal", device: str = "cpu",
+                        dtype=None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load the artifact ``name`` as ``(model, tokenizer)``; ``kind`` is "causal" or "scalar"."""
+    from .artifacts import artifact_path, read_manifest
+    from .tokenizer import load_tokenizer
+
+    read_manifest(profile, name)  # a clear error if it is missing
+    path = artifact_path(profile, name)
+    loader = load_causal_lm if kind == "causal" else load_scalar_head
+    return loader(path, device=device, dtype=dtype), load_tokenizer(path)

@@ -10,7 +10,7 @@ family    prompt                                 completion (chain of thought, t
 ========  =====================================  ==========================================
 arith     ``Q:7+8-3=``                            ``<think>7+8=15;15-3=12</think>A:12``
 trace     ``Q:a=3;b=a+4;a=b-1;a?``                ``<think>a=3;b=7;a=6</think>A:6``
-order     ``Q:A=5,B=3,C=8;max?``                  ``<think>A=5;B=3<5;C=8>5</think>A:C``
+order     ``Q:A=5,B=3,C=8;max?``                  ``<think>A=5;B=3:A=5;C=8:C=8</think>A:C``
 ========  =====================================  ==========================================
 
 Every completion has the course's answer format: ``<think>`` … ``</think>`` then one final
@@ -120,21 +120,20 @@ def _trace(rng: random.Random, difficulty: int) -> Problem:
 
 
 def _order(rng: random.Random, difficulty: int) -> Problem:
-    """Which of ``difficulty + 2`` named values is the largest (or smallest)?
+    """Which of ``difficulty + 2`` named one-digit values is the largest (or smallest)?
 
-    The chain of thought scans left to right, comparing each value with the best so far.
+    The chain of thought scans left to right; each step writes the item, then the best so far
+    (``B=3:A=5`` reads "B is 3; the best is still A=5"), so the answer is the last best.
     """
     names = rng.sample("ABCDE", difficulty + 2)
     vals = rng.sample(range(1, 10), difficulty + 2)
     goal = rng.choice(["max", "min"])
-    better = (lambda x, y: x > y) if goal == "max" else (lambda x, y: x < y)
     best_name, best_val = names[0], vals[0]
     steps = [f"{names[0]}={vals[0]}"]
     for name, val in zip(names[1:], vals[1:]):
-        sign = ">" if val > best_val else "<"
-        steps.append(f"{name}={val}{sign}{best_val}")
-        if better(val, best_val):
+        if (val > best_val) == (goal == "max"):
             best_name, best_val = name, val
+        steps.append(f"{name}={val}:{best_name}={best_val}")
     prompt = "Q:" + ",".join(f"{n}={v}" for n, v in zip(names, vals)) + f";{goal}?"
     return Problem("order", difficulty, prompt,
                    f"{THINK_OPEN}{';'.join(steps)}{THINK_CLOSE}{ANSWER_PREFIX}{best_name}", best_name)
