@@ -15,7 +15,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 export PYTHONWARNINGS := ignore
 
-.PHONY: setup run test unit nbtest bench lab browser clean
+.PHONY: setup run test unit bench lab browser badges gpu-check clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,15 @@ bench: setup
 
 lab: setup
 	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+
+# Rewrite the "Open in Colab" badges and clone URLs for your fork: make badges REPO=org/name
+badges: setup
+	$(PY) scripts/badges.py $(REPO)
+
+# On a CUDA machine: run the default series on the GPU and report each notebook's time.
+gpu-check: setup
+	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check needs a CUDA GPU')"
+	R1LAB_ARTIFACTS=$(CURDIR)/artifacts-gpu $(PY) -m utils.runner --profile $(PROFILE) --seed $(SEED) --out artifacts-gpu/notebooks
 
 clean:
 	rm -rf artifacts/$(PROFILE)

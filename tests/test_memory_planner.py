@@ -287,3 +287,26 @@ def test_format_plan_is_a_short_gb_table(qwen_1_5b):
     assert lines[1].split() == ["weights", "3.09"]
     assert lines[2].split() == ["kv_cache", "0.94"]
     assert lines[-1].split() == ["total", "4.03"]
+
+
+def test_colab_profile_fits_a_t4_in_every_stage():
+    """Target of the Colab issue: the planner's own numbers fit 15 GB for every stage."""
+    from utils.config import get_profile
+    from utils.memory_planner import check_fits, plan_profile
+
+    prof = get_profile("colab")
+    plans = plan_profile(prof)
+    assert len(plans) == 7
+    for plan in plans:
+        assert check_fits(plan, prof.gpu_gb), format_plan(plan)
+
+
+def test_hub_shapes_match_published_sizes():
+    from utils.memory_planner import hub_shape
+
+    # Published parameter counts: Qwen2.5-1.5B 1.54B, Qwen2.5-0.5B 0.49B, SmolLM2-360M 0.36B,
+    # DeepSeek-R1-Distill-Qwen-1.5B 1.78B (untied lm_head).
+    assert round(hub_shape("Qwen/Qwen2.5-1.5B-Instruct").params / 1e9, 2) == 1.54
+    assert round(hub_shape("Qwen/Qwen2.5-0.5B-Instruct").params / 1e9, 2) == 0.49
+    assert round(hub_shape("HuggingFaceTB/SmolLM2-360M-Instruct").params / 1e9, 2) == 0.36
+    assert round(hub_shape("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B").params / 1e9, 2) == 1.78

@@ -85,6 +85,11 @@ class Profile:
     student_lr: float = 2e-3
     # --- notebook 05: serving ----------------------------------------------------------
     serve_max_new_tokens: int = 64
+    # --- GPU profiles (colab): memory planning, LoRA, serving ------------------------------
+    lora_rank: int | None = None             # LoRA adapters for the teacher's RL when set
+    gpu_gb: float = 15.0                     # a free Colab T4
+    gen_batch_size: int = 256                # prompts per generate() call
+    serve_model: str | None = None           # a hub id to serve in notebook 05 (colab)
     # --- hardware ----------------------------------------------------------------------
     torch_threads: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
@@ -108,10 +113,15 @@ PROFILES: dict[str, Profile] = {
         difficulties=(1,),
         n_train=7473,
         n_eval=200,
-        max_new_tokens=512,
+        max_new_tokens=384,
+        # Teacher: Qwen2.5-1.5B-Instruct. Student: SmolLM2-360M-Instruct – 23 % of the teacher's
+        # parameters and a *different tokenizer*: data distillation needs none in common.
         teacher="Qwen/Qwen2.5-1.5B-Instruct",
-        student="Qwen/Qwen2.5-0.5B-Instruct",
+        student="HuggingFaceTB/SmolLM2-360M-Instruct",
         reward_model="Qwen/Qwen2.5-0.5B-Instruct",
+        lora_rank=16,
+        gen_batch_size=32,
+        serve_model="deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
         teacher_sft_steps=100,
         sft_batch_size=8,
         sft_lr=1e-5,
@@ -119,7 +129,7 @@ PROFILES: dict[str, Profile] = {
         rm_lr=1e-5,
         rl_steps=50,
         rl_lr=1e-6,
-        rl_batch_prompts=8,
+        rl_batch_prompts=2,
         n_distill_prompts=500,
         student_sft_steps=300,
         student_lr=1e-4,

@@ -43,6 +43,9 @@ __all__ = [
     "ModelShape",
     "activation_bytes",
     "check_fits",
+    "hub_shape",
+    "plan_profile",
+    "HUB_CONFIGS",
     "format_plan",
     "gradient_bytes",
     "kv_cache_bytes",
@@ -368,3 +371,72 @@ def format_plan(plan: dict) -> str:
     rows += [f"  {name:<15}{value / GB:>8.2f}" for name, value in _components(plan).items()]
     rows.append(f"  {'total':<15}{plan['total'] / GB:>8.2f}")
     return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------
+# The colab profile's plan: every stage of notebooks 02-05 on a free T4
+# --------------------------------------------------------------------------
+
+# Shapes of the hub models the colab profile names, from their public config.json files
+# (so the plan needs no download). Qwen2.5 ties embeddings at 0.5B/1.5B; the R1 distill does not.
+HUB_CONFIGS: dict[str, dict] = {
+    "Qwen/Qwen2.5-1.5B-Instruct": dict(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12,
+                                       num_key_value_heads=2, intermediate_size=8960, vocab_size=151936,
+                                       tie_word_embeddings=True),
+    "Qwen/Qwen2.5-0.5B-Instruct": dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14,
+                                       num_key_value_heads=2, intermediate_size=4864, vocab_size=151936,
+                                       tie_word_embeddings=True),
+    "HuggingFaceTB/SmolLM2-360M-Instruct": dict(hidden_size=960, num_hidden_layers=32, num_attention_heads=15,
+                                                num_key_value_heads=5, intermediate_size=2560, vocab_size=49152,
+                                                tie_word_embeddings=True),
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": dict(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12,
+                                                      num_key_value_heads=2, intermediate_size=8960,
+                                                      vocab_size=151936, tie_word_embeddings=False),
+}
+
+
+def hub_shape(model_id: str) -> ModelShape:
+    """The :class:`ModelShape` of a hub model listed in :data:`HUB_CONFIGS` (no download)."""
+    from transformers import Qwen2Config
+
+    if model_id not in HUB_CONFIGS:
+        raise KeyError(f"No stored shape for {model_id!r}; add its config numbers to HUB_CONFIGS "
+                       "or call shape_from_config(AutoConfig.from_pretrained(...)).")
+    return shape_from_config(Qwen2Config(**HUB_CONFIGS[model_id]))
+
+
+def _ppo_with_small_critic(policy: ModelShape, reward: ModelShape, batch: int, seq_len: int,
+                           lora_rank: int | None) -> dict:
+    """PPO where the reward model and the critic have the reward model's (smaller) backbone,
+    as in notebook 02; activations are still counted at the policy's size (an overestimate)."""
+    plan = plan_stage("ppo", policy, batch, seq_len, lora_rank=lora_rank, gradient_checkpointing=True)
+    plan["reward_weights"] = plan["value_weights"] = weights_bytes(reward, 2)
+    plan["total"] = sum(_components(plan).values())
+    return plan | {"stage": "02 PPO"}
+
+
+def plan_profile(profile, prompt_tokens: int = 256) -> list[dict]:
+    """One plan per stage of the course for a profile whose models are hub ids.
+
+    Stages: teacher generation (notebook 03), teacher SFT and reward model (02), PPO and GRPO
+    (02, LoRA when ``profile.lora_rank``), student SFT (04, full fine-tune) and serving (05).
+    """
+    seq = prompt_tokens + profile.max_new_tokens
+    teacher, student = hub_shape(profile.teacher), hub_shape(profile.student)
+    reward = hub_shape(profile.reward_model)
+    lora = profile.lora_rank
+    rollouts = profile.rl_batch_prompts * profile.num_generations
+    return [
+        plan_stage("sft_lora" if lora else "sft_full", teacher, profile.sft_batch_size, seq, lora_rank=lora,
+                   gradient_checkpointing=True) | {"stage": "02 teacher SFT"},
+        plan_stage("reward", reward, profile.sft_batch_size, seq, gradient_checkpointing=True)
+        | {"stage": "02 reward model"},
+        _ppo_with_small_critic(teacher, reward, rollouts, seq, lora),
+        plan_stage("grpo", teacher, rollouts, seq, lora_rank=lora, gradient_checkpointing=True)
+        | {"stage": "02 GRPO"},
+        plan_stage("generate", teacher, profile.gen_batch_size, seq) | {"stage": "03 sampling"},
+        plan_stage("sft_full", student, profile.sft_batch_size, seq, gradient_checkpointing=True)
+        | {"stage": "04 student SFT"},
+        plan_stage("generate", hub_shape(profile.serve_model), 1, prompt_tokens + profile.serve_max_new_tokens)
+        | {"stage": "05 serving"},
+    ]

@@ -24,8 +24,9 @@ def notebooks() -> list[Path]:
     return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
-def run_notebook(path: Path, profile: str, seed: int, timeout: int = 1800) -> float:
-    """Execute one notebook in place; return its wall time in seconds.
+def run_notebook(path: Path, profile: str, seed: int, timeout: int = 1800,
+                 out: Path | None = None) -> float:
+    """Execute one notebook (in place, or into the folder ``out``); return its wall time in seconds.
 
     On an error the partly executed notebook is still written (so the failing cell shows).
     """
@@ -40,7 +41,7 @@ def run_notebook(path: Path, profile: str, seed: int, timeout: int = 1800) -> fl
     try:
         client.execute()
     finally:
-        nbformat.write(nb, path)
+        nbformat.write(nb, (out / path.name) if out else path)
     return time.perf_counter() - start
 
 
@@ -49,16 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default=os.environ.get("R1LAB_PROFILE", "tiny"))
     parser.add_argument("--seed", type=int, default=int(os.environ.get("R1LAB_SEED", 0)))
     parser.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 01 03")
+    parser.add_argument("--out", type=Path, help="write executed notebooks here instead of in place")
     args = parser.parse_args(argv)
     get_profile(args.profile)  # fail early on a typo
     set_offline_env()
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
     for path in notebooks():
         number = path.name[:2]
         if args.only and number not in args.only:
             continue
         print(f"▶ {path.name} (profile={args.profile}, seed={args.seed})", flush=True)
         try:
-            seconds = run_notebook(path, args.profile, args.seed)
+            seconds = run_notebook(path, args.profile, args.seed, out=args.out)
         except Exception as exc:  # nbclient's CellExecutionError carries the traceback text
             print(f"✗ {path.name} failed:\n{exc}", file=sys.stderr)
             return 1
