@@ -290,3 +290,18 @@ def test_load_gsm8k_hub_returns_records(monkeypatch):
     rows = load_gsm8k_hub("test")
     assert calls == [("openai/gsm8k", "main", "test")]
     assert [row["reference"] for row in rows] == ["18", "3", "70000"]
+
+
+def test_gsm8k_records_become_verifiable_problems():
+    """The colab profile grades GSM8K with the task world's own verifier."""
+    from utils.gsm8k import load_gsm8k
+    from utils.tasks import check_format, from_gsm8k, verify
+
+    records = load_gsm8k(FIXTURE)
+    problems = [from_gsm8k(r) for r in records]
+    assert len(problems) == len(records) == 40
+    for p, r in zip(problems, records):
+        assert p.answer == r["reference"] and "<<" not in p.completion
+        assert check_format(p.completion) and verify(p.completion, p.answer)
+        assert not verify(p.completion.rsplit("A:", 1)[0] + f"A:{int(p.answer) + 1}", p.answer)
+        assert 1 <= p.difficulty <= 3

@@ -37,7 +37,7 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_PREFIX = "A:"
 
 # The whole completion, strictly: one think block, then "A:" and an answer with no spaces.
-FORMAT_RE = re.compile(r"^<think>(?:(?!</?think>).)+</think>A:(?:[A-Za-z]|0|-?[1-9][0-9]*)$")
+FORMAT_RE = re.compile(r"^<think>(?:(?!</?think>).)+</think>A:(?:[A-Za-z]|0|-?[1-9][0-9]*)$", re.S)
 # Strict answer: a letter, 0, or an integer with no leading zero. "A:070" is *not* 70
 # (the field notes' reward hack: an int() parser accepted leading zeros).
 ANSWER_RE = re.compile(r"</think>A:([A-Za-z]|0|-?[1-9][0-9]*)$")
@@ -229,6 +229,25 @@ def check_steps(problem: Problem, completion: str) -> bool:
         return False
     body = completion.split(THINK_CLOSE)[0].removeprefix(THINK_OPEN)
     return body == problem.completion.split(THINK_CLOSE)[0].removeprefix(THINK_OPEN)
+
+
+def from_gsm8k(record: dict) -> Problem:
+    """A GSM8K record (``utils.gsm8k.load_gsm8k``) in the course's format (colab profile).
+
+    The worked solution becomes the chain of thought (calculator annotations ``<<…>>`` removed)
+    and ``#### 1,800`` becomes the answer line ``A:1800``, so the same verifier grades GSM8K
+    and the task world. Difficulty = number of solution lines (1–3, capped).
+    """
+    from .gsm8k import extract_answer
+
+    solution, _, _ = record["answer"].rpartition("####")
+    steps = re.sub(r"<<[^>]*>>", "", solution).strip()
+    answer = extract_answer(record["answer"])
+    if answer is None or not re.fullmatch(r"0|-?[1-9][0-9]*", answer):
+        raise ValueError(f"GSM8K answer {answer!r} is not an integer")
+    lines = [line for line in steps.splitlines() if line.strip()]
+    return Problem("gsm8k", min(3, max(1, len(lines) - 1)), f"Q:{record['question'].strip()}\n",
+                   f"{THINK_OPEN}\n{steps}\n{THINK_CLOSE}{ANSWER_PREFIX}{answer}", answer)
 
 
 def family_counts(problems: Iterable[Problem]) -> dict[str, int]:
