@@ -85,6 +85,9 @@ class Profile:
     student_lr: float = 2e-3
     # --- notebook 05: serving ----------------------------------------------------------
     serve_max_new_tokens: int = 64
+    serve_concurrency: int = 4               # generations running at once (Gradio queue workers)
+    serve_queue_size: int = 64               # requests waiting beyond that; more are refused
+    serve_max_prompt_chars: int = 2000       # longer prompts are rejected with a message
     # --- GPU profiles (colab): memory planning, LoRA, serving ------------------------------
     lora_rank: int | None = None             # LoRA adapters for the teacher's RL when set
     gpu_gb: float = 15.0                     # a free Colab T4

@@ -1,0 +1,104 @@
+"""Notebook 05's app in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+Types a problem, clicks Generate, watches the reply stream into the chat, checks that the
+thinking block and the checked answer appear, and saves a screenshot to
+``artifacts/screenshots/``. Skipped (with the reason) when ``/usr/bin/chromium`` is missing:
+``make test`` installs it with apt; we never run ``playwright install`` (no downloads).
+"""
+
+import socket
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason="needs /usr/bin/chromium (Debian: apt-get install chromium; `make test` does it)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(char_tokenizer):
+    """The app serving an untrained tiny student and teacher (the UI is under test, not the model)."""
+    from utils import serve
+    from utils.config import get_profile
+    from utils.models import build_causal_lm
+
+    prof = get_profile("tiny")
+    models = {name: serve.ServedModel(name, build_causal_lm(size, char_tokenizer, seed=2).eval(), char_tokenizer)
+              for name, size in (("student", prof.student), ("teacher", prof.teacher))}
+    demo = serve.build_app(models=models, profile=prof)
+    url = serve.launch(demo, port=free_port())
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(app_url, wait_until="domcontentloaded")
+            yield page
+        finally:
+            browser.close()
+
+
+def test_type_a_problem_and_watch_it_stream(page):
+    from playwright.sync_api import expect
+
+    from utils.artifacts import artifacts_root
+
+    prompt = page.locator("#prompt textarea")
+    expect(prompt).to_be_visible(timeout=20_000)
+    # Record every state the student's chat goes through, to see the reply arrive piece by piece.
+    page.evaluate("""() => {
+        window.__states = [];
+        const target = document.querySelector('#chat-student');
+        new MutationObserver(() => {
+            const t = target.innerText;
+            if (window.__states[window.__states.length - 1] !== t) window.__states.push(t);
+        }).observe(target, {subtree: true, childList: true, characterData: true});
+    }""")
+    prompt.fill("Q:7+8-3=")
+    page.locator("#model-choice").get_by_text("both", exact=True).click()
+    page.locator("#generate").click()
+
+    student = page.locator("#chat-student")
+    expect(student.get_by_text("💭 Thinking").first).to_be_visible(timeout=30_000)
+    expect(student.get_by_text("reference 12")).to_be_visible(timeout=30_000)   # the verifier's line
+    expect(page.locator("#chat-teacher").get_by_text("reference 12")).to_be_visible(timeout=30_000)
+    stats = page.locator("#stats")
+    expect(stats).to_contain_text("student")
+    expect(stats).to_contain_text("teacher")
+    expect(stats).to_contain_text(" ms")
+
+    states = page.evaluate("window.__states")
+    assert sum("Q:7+8-3=" in s for s in states) >= 3, f"the reply should stream in, saw {len(states)} states"
+
+    out = artifacts_root() / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out / "05_gradio_app.png"), full_page=True)
+    assert (out / "05_gradio_app.png").stat().st_size > 10_000
+
+
+def test_bad_input_shows_a_message(page):
+    from playwright.sync_api import expect
+
+    prompt = page.locator("#prompt textarea")
+    prompt.fill("Q:7+8=é")
+    page.locator("#generate").click()
+    expect(page.get_by_text("does not know").first).to_be_visible(timeout=20_000)

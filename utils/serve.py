@@ -1,0 +1,656 @@
+"""Notebook 05: serve the distilled student (and its teacher) with Gradio, safely.
+
+Taught in notebook 05 ("Serving the student"). One function builds the app,
+:func:`build_app`; ``python -m utils.serve`` runs it from a terminal (see ``docs/serving.md``).
+
+What the app does, and where each piece lives in this file:
+
+1. **Streams tokens as they are generated** – ``model.generate`` runs in a thread and hands
+   text over through a :class:`EveryTokenStreamer` (a ``transformers.TextIteratorStreamer``
+   that flushes after *every* token: the stock one holds back symbols until the next space,
+   and a chain of thought such as ``7+8=15;15-3=12`` has none).
+2. **Shows the thinking apart from the answer** – :func:`split_thinking` cuts the text at
+   ``</think>``; the chat shows the chain of thought as a collapsible "thinking" message.
+3. **Checks the answer for real** – :func:`solve` parses a task-world prompt, recomputes the
+   reference chain of thought and answer, and the course's verifier grades the model's text.
+4. **Validates every input** (:func:`validate_request`) with a message a learner can act on:
+   empty or over-long prompts, characters the tokenizer cannot read, ``max_new_tokens <= 0``,
+   a bad ``top_p``; ``temperature = 0`` means greedy decoding.
+5. **Is safe by default** – binds ``127.0.0.1`` unless told otherwise, ``share=False``,
+   loads safetensors only and never ``trust_remote_code``; a bounded queue; an exception
+   during generation becomes an error message and the app keeps serving.
+
+The reference article's app (section 3.4) binds ``0.0.0.0`` and loads its tokenizer with
+``trust_remote_code=True``; notebook 05 explains why we do neither by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+import math
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+import torch
+from transformers import (PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria,
+                          StoppingCriteriaList, TextIteratorStreamer)
+
+from .config import Profile, get_profile, pick_device, set_offline_env
+from .tasks import (FAMILIES, THINK_CLOSE, THINK_OPEN, Problem, check_format, check_steps,
+                    extract_final_answer, make_problems, verify)
+from .tokenizer import MARKER
+
+log = logging.getLogger(__name__)
+
+LOCALHOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+STREAM_TIMEOUT_S = 120.0      # a generation that produces nothing for this long is an error
+THINKING_TITLE = "💭 Thinking"
+
+
+# =======================================================================================
+# 1. Reference answers for task-world prompts: the "check answer" button is real
+# =======================================================================================
+
+_ARITH_RE = re.compile(r"^Q:(\d+)((?:[+-]\d+)+)=$")
+_TRACE_RE = re.compile(r"^Q:((?:[abc]=[^;]+;)+)([abc])\?$")
+_TRACE_EXPR_RE = re.compile(r"^(\d+|[abc])(?:([+-])(\d+|[abc]))?$")
+_ORDER_RE = re.compile(r"^Q:([A-E]=\d+(?:,[A-E]=\d+)*);(max|min)\?$")
+
+
+def solve(prompt: str) -> Problem | None:
+    """Recompute a task-world problem from its prompt alone, or ``None`` if it is not one.
+
+    Returns the full :class:`~utils.tasks.Problem` – the canonical chain of thought and the
+    answer – for the three families of :mod:`utils.tasks` (``Q:7+8-3=``,
+    ``Q:a=3;b=a+4;a=b-1;a?``, ``Q:A=5,B=3,C=8;max?``). The chains are written exactly as
+    the generators write them, so ``solve(p.prompt) == p`` for every generated problem
+    (tests check it), and :func:`~utils.tasks.check_steps` can grade every step.
+    """
+    prompt = prompt.strip()
+    if m := _ARITH_RE.match(prompt):
+        total, steps = int(m.group(1)), []
+        for op, num in re.findall(r"([+-])(\d+)", m.group(2)):
+            new = total + int(num) if op == "+" else total - int(num)
+            steps.append(f"{total}{op}{num}={new}")
+            total = new
+        return Problem("arith", len(steps), prompt,
+                       f"{THINK_OPEN}{';'.join(steps)}{THINK_CLOSE}A:{total}", str(total))
+    if m := _TRACE_RE.match(prompt):
+        values: dict[str, int] = {}
+        steps = []
+        for statement in m.group(1).rstrip(";").split(";"):
+            target, _, expr = statement.partition("=")
+            e = _TRACE_EXPR_RE.match(expr)
+            if e is None:
+                return None
+            terms = [e.group(1)] + ([e.group(3)] if e.group(2) else [])
+            if any(t.isalpha() and t not in values for t in terms):
+                return None  # reads a variable before it is assigned
+            nums = [values[t] if t.isalpha() else int(t) for t in terms]
+            value = nums[0] + (nums[1] if e.group(2) == "+" else -nums[1] if e.group(2) else 0)
+            values[target] = value
+            steps.append(f"{target}={value}")
+        asked = m.group(2)
+        if asked not in values:
+            return None
+        return Problem("trace", max(1, len(steps) - 2), prompt,
+                       f"{THINK_OPEN}{';'.join(steps)}{THINK_CLOSE}A:{values[asked]}", str(values[asked]))
+    if m := _ORDER_RE.match(prompt):
+        items = [(name, int(val)) for name, val in (pair.split("=") for pair in m.group(1).split(","))]
+        if len({name for name, _ in items}) != len(items):
+            return None
+        goal = m.group(2)
+        best_name, best_val = items[0]
+        steps = [f"{best_name}={best_val}"]
+        for name, val in items[1:]:
+            if (val > best_val) if goal == "max" else (val < best_val):
+                best_name, best_val = name, val
+            steps.append(f"{name}={val}:{best_name}={best_val}")
+        return Problem("order", max(1, len(items) - 2), prompt,
+                       f"{THINK_OPEN}{';'.join(steps)}{THINK_CLOSE}A:{best_name}", best_name)
+    return None
+
+
+def check_answer(prompt: str, completion: str) -> dict[str, Any] | None:
+    """Grade ``completion`` against the reference recomputed from ``prompt`` (``None``: not a
+    task-world prompt, nothing to check). The same verifier graded notebooks 02–04."""
+    ref = solve(prompt)
+    if ref is None:
+        return None
+    return {
+        "family": ref.family,
+        "reference": ref.answer,
+        "model_answer": extract_final_answer(completion),
+        "well_formed": check_format(completion),
+        "correct": verify(completion, ref.answer),
+        "steps_correct": check_steps(ref, completion),
+    }
+
+
+def describe_check(check: dict[str, Any] | None, short: bool = False) -> str:
+    """One line for the chat: ✅ / ❌ / ⚠ and why (``short``: just the verdict, for tables)."""
+    if check is None:
+        return "–" if short else "(not a task-world problem: no reference answer to check against)"
+    if short:
+        if check["correct"]:
+            return "✅ correct" if check["steps_correct"] else "✅ correct (a step differs)"
+        return "❌ wrong" if check["well_formed"] else "⚠ malformed"
+    if check["correct"]:
+        steps = "every step right" if check["steps_correct"] else "but some step differs from the reference"
+        return f"✅ correct – reference {check['reference']} ({steps})"
+    if not check["well_formed"]:
+        return f"⚠ malformed answer (not `<think>…</think>A:<answer>`) – reference {check['reference']}"
+    return f"❌ wrong – the model says {check['model_answer']}, the reference is {check['reference']}"
+
+
+def example_prompts(profile: Profile, difficulty: int = 2) -> list[str]:
+    """One held-out (eval-split) task-world prompt per family: the student never trained on them."""
+    families = [f for f in profile.families if f in FAMILIES] or list(FAMILIES)
+    problems = make_problems(len(families), "eval", seed=profile.eval_seed, families=families,
+                             difficulties=(difficulty,))
+    return [p.prompt for p in problems]
+
+
+# =======================================================================================
+# 2. Models, prompts, validation
+# =======================================================================================
+
+@dataclass
+class ServedModel:
+    """A loaded model and its tokenizer, under the name the UI shows ("student", "teacher")."""
+
+    name: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    source: str = ""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def context_tokens(self) -> int | None:
+        return getattr(self.model.config, "max_position_embeddings", None)
+
+    @property
+    def char_level(self) -> bool:
+        """True for the course's character tokenizer (tiny profile)."""
+        return bool(self.tokenizer.init_kwargs.get(MARKER))
+
+    @property
+    def think_prefix(self) -> str:
+        """What the model's reply is forced to start with (DeepSeek-R1 README: ``<think>\\n``).
+        Our character tokenizer has no newline, and its completions start with ``<think>``."""
+        return THINK_OPEN if self.char_level else THINK_OPEN + "\n"
+
+
+def load_served_model(name: str, path: str | Path, device: str | None = None,
+                      dtype: torch.dtype | None = None) -> ServedModel:
+    """Load a causal LM folder (or hub id) for serving: safetensors only, no remote code.
+
+    Pickle-based weights (``pytorch_model.bin``) can execute code when loaded, so a local
+    folder without ``*.safetensors`` is refused with a message rather than loaded.
+    """
+    from .models import load_causal_lm
+    from .tokenizer import load_tokenizer
+
+    local = Path(path)
+    if local.exists():
+        if not local.is_dir():
+            raise ValueError(f"{local} is not a model folder.")
+        if not any(local.glob("*.safetensors")):
+            raise ValueError(f"{local} holds no *.safetensors weights. This app loads safetensors only: "
+                             "pickle-based .bin/.pt files can run code when they are loaded.")
+    elif str(path).startswith((".", "/")):
+        raise FileNotFoundError(f"No model folder at {path}.")
+    if device is None:
+        device, auto_dtype = pick_device()
+        dtype = dtype or auto_dtype
+    model = load_causal_lm(path, device=device, dtype=dtype)  # use_safetensors, no remote code
+    return ServedModel(name, model, load_tokenizer(path), source=str(path))
+
+
+def model_input(served: ServedModel, prompt: str) -> str:
+    """The text the model reads: the prompt, through the chat template if the tokenizer has
+    one (no system prompt, as DeepSeek recommends for R1), ending with the think opener."""
+    tok = served.tokenizer
+    text = prompt
+    if getattr(tok, "chat_template", None):
+        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                       add_generation_prompt=True)
+    # R1's own template already ends with "<think>\n"; otherwise force it.
+    if text.endswith(served.think_prefix):
+        return text
+    return text + served.think_prefix
+
+
+class InputError(ValueError):
+    """A request the app refuses, with a message meant for the person who sent it."""
+
+
+@dataclass
+class Request:
+    """A validated request: what :func:`stream_generate` needs, plus notes for the user."""
+
+    prompt: str
+    max_new_tokens: int
+    do_sample: bool
+    temperature: float
+    top_p: float
+    notes: list[str] = field(default_factory=list)
+
+
+def unknown_characters(served: ServedModel, text: str) -> list[str]:
+    """Characters of ``text`` the model's tokenizer cannot represent (they would become <unk>)."""
+    tok = served.tokenizer
+    unk = tok.unk_token_id
+    bad = []
+    for ch in dict.fromkeys(text):  # unique, in order
+        if ch in "\n\t":
+            ok = not served.char_level or tok.convert_tokens_to_ids(ch) != unk
+        elif not ch.isprintable():
+            ok = False  # control characters: never meaningful in a prompt
+        elif served.char_level:
+            ok = tok.convert_tokens_to_ids(ch) not in (None, unk)
+        else:
+            ok = unk is None or unk not in tok(ch, add_special_tokens=False)["input_ids"]
+        if not ok:
+            bad.append(ch)
+    return bad
+
+
+def _readable(chars: list[str], limit: int = 8) -> str:
+    shown = ", ".join(f"'{c}' (U+{ord(c):04X})" if c.isprintable() else f"U+{ord(c):04X}"
+                      for c in chars[:limit])
+    return shown + (f" and {len(chars) - limit} more" if len(chars) > limit else "")
+
+
+def _number(value: Any, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number, got {value!r}.") from None
+    if math.isnan(number) or math.isinf(number):
+        raise InputError(f"{what} must be a finite number, got {value!r}.")
+    return number
+
+
+def validate_request(served: ServedModel, prompt: Any, temperature: Any, top_p: Any,
+                     max_new_tokens: Any, *, max_tokens_cap: int, max_prompt_chars: int) -> Request:
+    """Check one request; raise :class:`InputError` with a clear message, or return it cleaned.
+
+    * empty prompt → error; longer than ``max_prompt_chars`` → error;
+    * characters the tokenizer does not know (non-ASCII for the tiny models) → error naming them;
+    * ``max_new_tokens <= 0`` → error; above ``max_tokens_cap`` → capped, with a note;
+    * ``temperature`` < 0 → error; ``= 0`` → greedy decoding (``top_p`` unused), with a note;
+    * ``top_p`` outside (0, 1] → error;
+    * prompt + new tokens beyond the model's context → error.
+    """
+    if prompt is None or not isinstance(prompt, str) or not prompt.strip():
+        example = "Q:7+8-3=" if served.char_level else "How many primes are below 20?"
+        raise InputError(f"The prompt is empty: type a problem (for example {example}) or pick an example.")
+    prompt = prompt.strip()
+    if len(prompt) > max_prompt_chars:
+        raise InputError(f"The prompt is too long: {len(prompt):,} characters; this app accepts at most "
+                         f"{max_prompt_chars:,}.")
+    bad = unknown_characters(served, prompt)
+    if bad:
+        hint = ""
+        if served.char_level:
+            vocab = sorted(t for t in served.tokenizer.get_vocab() if len(t) == 1 and t != " ")
+            hint = f" The tiny models read only these characters (and spaces): {''.join(vocab)}"
+        raise InputError(f"The prompt contains characters this model's tokenizer does not know: "
+                         f"{_readable(bad)}.{hint}")
+    notes: list[str] = []
+    tokens = _number(max_new_tokens, "max new tokens")
+    if tokens != int(tokens):
+        raise InputError(f"max new tokens must be a whole number, got {max_new_tokens!r}.")
+    tokens = int(tokens)
+    if tokens <= 0:
+        raise InputError(f"max new tokens must be at least 1, got {tokens}.")
+    if tokens > max_tokens_cap:
+        notes.append(f"max new tokens capped at {max_tokens_cap} (this profile's limit).")
+        tokens = max_tokens_cap
+    temp = _number(temperature, "temperature")
+    if temp < 0:
+        raise InputError(f"temperature must be 0 (greedy) or more, got {temp:g}.")
+    p = _number(top_p, "top_p")
+    if not 0 < p <= 1:
+        raise InputError(f"top_p must be in (0, 1], got {p:g}.")
+    do_sample = temp > 0
+    if not do_sample:
+        notes.append("temperature 0 → greedy decoding (top_p is not used).")
+    n_prompt = len(served.tokenizer(model_input(served, prompt), add_special_tokens=False)["input_ids"])
+    ctx = served.context_tokens
+    if ctx is not None and n_prompt + tokens > ctx:
+        raise InputError(f"The prompt is too long for this model: {n_prompt} tokens plus {tokens} new "
+                         f"tokens exceed its context of {ctx} tokens.")
+    return Request(prompt, tokens, do_sample, temp, p, notes)
+
+
+# =======================================================================================
+# 3. Streaming generation
+# =======================================================================================
+
+class EveryTokenStreamer(TextIteratorStreamer):
+    """A ``TextIteratorStreamer`` that hands over new text after *every* token.
+
+    The stock streamer releases symbols only at the next space (they might begin a longer
+    piece of markup); a chain of thought such as ``<think>7+8=15;15-3=12`` has no space, so
+    it would arrive all at once at the end. Here only a half-decoded multi-byte character
+    (which decodes to U+FFFD) is held back. It also counts the tokens it has seen.
+    """
+
+    def __init__(self, tokenizer, skip_prompt: bool = True, timeout: float | None = None, **decode_kwargs):
+        super().__init__(tokenizer, skip_prompt=skip_prompt, timeout=timeout, **decode_kwargs)
+        self.n_tokens = 0
+
+    def put(self, value: torch.Tensor) -> None:
+        if value.dim() > 1:
+            if value.shape[0] > 1:
+                raise ValueError("EveryTokenStreamer streams one sequence at a time")
+            value = value[0]
+        if self.skip_prompt and self.next_tokens_are_prompt:
+            self.next_tokens_are_prompt = False
+            return
+        self.n_tokens += value.numel()
+        self.token_cache.extend(value.tolist())
+        text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
+        if text.endswith("\ufffd"):
+            return
+        self.on_finalized_text(text[self.print_len:])
+        self.print_len = len(text)
+
+
+class _StopWhenSet(StoppingCriteria):
+    """Stops ``generate`` when the event is set (the reader went away: client disconnected)."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool,
+                          device=input_ids.device)
+
+
+class GenerationError(RuntimeError):
+    """Generation failed (an exception in ``model.generate`` or a stalled stream)."""
+
+
+def split_thinking(text: str) -> tuple[str, str, bool]:
+    """``"<think>7+8=15</think>A:15"`` → ``("7+8=15", "A:15", True)``.
+
+    Returns ``(thinking, answer, thinking_closed)``. While ``</think>`` has not arrived yet,
+    everything after ``<think>`` is thinking in progress. Text without ``<think>`` is all answer.
+    """
+    body = text.lstrip()
+    if not body.startswith(THINK_OPEN):
+        return "", body.strip(), False
+    body = body[len(THINK_OPEN):]
+    if THINK_CLOSE in body:
+        thinking, answer = body.split(THINK_CLOSE, 1)
+        return thinking.strip(), answer.strip(), True
+    return body.strip(), "", False
+
+
+def stream_generate(served: ServedModel, request: Request) -> Iterator[dict[str, Any]]:
+    """Generate for one validated request and yield the growing result after every token.
+
+    Each yielded dict (also what the ``/generate`` API streams) has ``text`` (the reply,
+    starting with the forced ``<think>``), ``thinking``, ``answer``, ``done``, ``new_tokens``,
+    ``first_token_ms`` (request → first generated text), ``total_ms``, ``tokens_per_s``
+    (generated tokens ÷ ``total_ms``), ``greedy`` and ``notes``; the last one (``done=True``)
+    adds ``check`` (see :func:`check_answer`). Raises :class:`GenerationError` on failure.
+    """
+    start = time.perf_counter()
+    tok, model = served.tokenizer, served.model
+    enc = tok(model_input(served, request.prompt), return_tensors="pt",
+              add_special_tokens=False).to(served.device)
+    streamer = EveryTokenStreamer(tok, skip_prompt=True, timeout=STREAM_TIMEOUT_S, skip_special_tokens=True)
+    stop = threading.Event()
+    kwargs: dict[str, Any] = dict(**enc, max_new_tokens=request.max_new_tokens, do_sample=request.do_sample,
+                                  streamer=streamer, pad_token_id=tok.pad_token_id,
+                                  eos_token_id=tok.eos_token_id,
+                                  stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]))
+    if request.do_sample:
+        kwargs.update(temperature=request.temperature, top_p=request.top_p)
+    else:  # a hub checkpoint's generation_config may ask for sampling: say greedy explicitly
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with torch.inference_mode():
+                model.generate(**kwargs)
+        except BaseException as exc:  # noqa: BLE001 – handed to the reading thread
+            failure.append(exc)
+            streamer.end()  # wake the reader up
+
+    thread = threading.Thread(target=work, name=f"generate-{served.name}", daemon=True)
+    thread.start()
+    generated, first = "", None
+
+    def state(done: bool) -> dict[str, Any]:
+        now = time.perf_counter()
+        text = served.think_prefix + generated
+        thinking, answer, closed = split_thinking(text)
+        out = {"model": served.name, "prompt": request.prompt, "text": text, "thinking": thinking,
+               "answer": answer, "thinking_done": closed, "done": done, "new_tokens": streamer.n_tokens,
+               "first_token_ms": None if first is None else round((first - start) * 1000, 1),
+               "total_ms": round((now - start) * 1000, 1),
+               "tokens_per_s": round(streamer.n_tokens / (now - start), 1) if streamer.n_tokens else 0.0,
+               "greedy": not request.do_sample, "notes": list(request.notes)}
+        if done:
+            out["check"] = check_answer(request.prompt, text)
+        return out
+
+    try:
+        for piece in streamer:
+            if not piece:
+                continue
+            if first is None:
+                first = time.perf_counter()
+            generated += piece
+            yield state(done=False)
+        thread.join()
+    except Empty:
+        raise GenerationError(f"{served.name} produced nothing for {STREAM_TIMEOUT_S:.0f} s.") from None
+    finally:
+        stop.set()  # a reader that stops early (closed browser tab) stops the generation too
+    if failure:
+        exc = failure[0]
+        raise GenerationError(f"{served.name} failed while generating: {type(exc).__name__}: {exc}") from exc
+    yield state(done=True)
+
+
+# =======================================================================================
+# 4. The Gradio app
+# =======================================================================================
+
+def _messages(prompt: str, result: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Chat messages for one model: the question, a collapsible thinking block, the answer."""
+    msgs: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+    if result is None:
+        return msgs
+    finished = result["thinking_done"] or result["done"]
+    # Model text is escaped: a model can write "<script>" as easily as "<think>".
+    msgs.append({"role": "assistant", "content": html.escape(result["thinking"]) or "…",
+                 "metadata": {"title": THINKING_TITLE, "status": "done" if finished else "pending"}})
+    if result["answer"] or result["done"]:
+        content = f"**{html.escape(result['answer']) or '(no answer)'}**"
+        if result["done"]:
+            content += "\n\n" + describe_check(result.get("check"))
+        msgs.append({"role": "assistant", "content": content})
+    return msgs
+
+
+def _stats_table(results: dict[str, dict[str, Any]], notes: list[str]) -> str:
+    if not results:
+        return ""
+    rows = ["| model | first token | total | tokens | tokens/s | decoding | check |",
+            "|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        first = "…" if r["first_token_ms"] is None else f"{r['first_token_ms']:.0f} ms"
+        check = describe_check(r.get("check"), short=True) if r["done"] else "…"
+        rows.append(f"| {name} | {first} | {r['total_ms']:.0f} ms | {r['new_tokens']} | {r['tokens_per_s']:.0f} "
+                    f"| {'greedy' if r['greedy'] else 'sampling'} | {check} |")
+    return "\n".join(rows + [""] + [f"*{n}*" for n in dict.fromkeys(notes)])
+
+
+def build_app(student_path: str | Path | None = None, teacher_path: str | Path | None = None,
+              profile: Profile | str | None = None, *, models: dict[str, ServedModel] | None = None,
+              device: str | None = None, title: str = "R1 Distill Lab – the distilled student"):
+    """Build the Gradio app (a ``gr.Blocks``, queued, not launched) serving the student.
+
+    ``student_path`` / ``teacher_path`` are model folders (artifacts) or hub ids; with a
+    teacher the UI offers "student", "teacher" or "both" side by side, with latency shown.
+    ``models`` passes already loaded :class:`ServedModel` objects instead (notebook 05 and
+    the tests). Sizes come from ``profile``: ``serve_max_new_tokens`` caps the reply,
+    ``serve_concurrency`` generations run at once, ``serve_queue_size`` more may wait.
+
+    Two endpoints: the UI's ``/chat``, and ``/generate`` for ``gradio_client`` –
+    ``client.submit(prompt, model, temperature, top_p, max_new_tokens, api_name="/generate")``
+    streams the dicts of :func:`stream_generate`. Invalid input raises ``gr.Error`` with a
+    clear message (shown in the UI; an ``AppError`` in the client); the app keeps serving.
+    The loaded models are available as ``demo.served_models``.
+    """
+    import gradio as gr
+
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    if models is None:
+        if student_path is None:
+            raise ValueError("build_app needs student_path (a model folder) or models=")
+        models = {"student": load_served_model("student", student_path, device=device)}
+        if teacher_path is not None:
+            models["teacher"] = load_served_model("teacher", teacher_path, device=device)
+    if "student" not in models:
+        raise ValueError("models must contain a 'student'")
+    names = list(models)
+    choices = names + (["both"] if len(names) > 1 else [])
+    cap = prof.serve_max_new_tokens
+    limits = dict(max_tokens_cap=cap, max_prompt_chars=prof.serve_max_prompt_chars)
+
+    def validated(name: str, prompt, temperature, top_p, max_new_tokens) -> Request:
+        if name not in models:
+            raise gr.Error(f"Unknown model {name!r}: choose one of {', '.join(names)}.")
+        try:
+            return validate_request(models[name], prompt, temperature, top_p, max_new_tokens, **limits)
+        except InputError as exc:
+            raise gr.Error(str(exc), title="Invalid input", print_exception=False) from None
+
+    def guarded(name: str, request: Request) -> Iterator[dict[str, Any]]:
+        try:
+            yield from stream_generate(models[name], request)
+        except GenerationError as exc:
+            log.exception("generation failed")
+            raise gr.Error(f"{exc}. The app is still running: try again.", title="Generation failed",
+                           print_exception=False) from None
+
+    def generate(prompt: str, model: str = "student", temperature: float = prof.temperature,
+                 top_p: float = prof.top_p, max_new_tokens: int = cap) -> dict:
+        """Stream one model's reply: dicts with text, thinking, answer, timings and, at the end, the check."""
+        request = validated(model, prompt, temperature, top_p, max_new_tokens)
+        yield from guarded(model, request)
+
+    def chat(prompt, choice, temperature, top_p, max_new_tokens):
+        chosen = names if choice == "both" else [choice]
+        requests = {n: validated(n, prompt, temperature, top_p, max_new_tokens) for n in chosen}
+        notes = [note for r in requests.values() for note in r.notes]
+        results: dict[str, dict[str, Any]] = {}
+        question = requests[chosen[0]].prompt
+        conversations: dict[str, list] = {n: [] for n in names}
+        for name in chosen:  # one after the other: each gets the CPU to itself, so latencies compare
+            for result in guarded(name, requests[name]):
+                results[name] = result
+                conversations[name] = _messages(question, result)
+                yield (*[conversations[n] for n in names], _stats_table(results, notes))
+
+    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+        gr.Markdown(f"## {title}\nA chain of thought streams into the collapsible **{THINKING_TITLE}** "
+                    "block, then the answer; task-world problems are checked by the course's verifier.")
+        with gr.Row():
+            prompt = gr.Textbox(label="Problem", placeholder="Q:7+8-3=", scale=4, elem_id="prompt")
+            choice = gr.Radio(choices, value="student", label="Model", scale=1, elem_id="model-choice")
+        with gr.Accordion("Sampling (DeepSeek-R1's advice: temperature 0.6, top_p 0.95)", open=False):
+            temperature = gr.Slider(0.0, 1.5, value=prof.temperature, step=0.05,
+                                    label="temperature (0 = greedy)")
+            top_p = gr.Slider(0.05, 1.0, value=prof.top_p, step=0.05, label="top_p")
+            max_new = gr.Slider(1, cap, value=cap, step=1, label="max new tokens")
+        run_btn = gr.Button("Generate", variant="primary", elem_id="generate")
+        gr.Examples(example_prompts(prof), inputs=[prompt], label="Held-out problems, one per family")
+        with gr.Row():
+            panes = [gr.Chatbot(label=n, height=320, elem_id=f"chat-{n}", allow_tags=False,
+                                feedback_options=None) for n in names]
+        stats = gr.Markdown(elem_id="stats")
+        inputs = [prompt, choice, temperature, top_p, max_new]
+        run_btn.click(chat, inputs, [*panes, stats], api_name="chat")
+        prompt.submit(chat, inputs, [*panes, stats], api_visibility="private")
+        gr.api(generate, api_name="generate")
+    demo.queue(default_concurrency_limit=prof.serve_concurrency, max_size=prof.serve_queue_size)
+    demo.served_models = models
+    return demo
+
+
+def launch(demo, *, host: str = LOCALHOST, port: int | None = None, share: bool = False,
+           block: bool = False, quiet: bool = True) -> str:
+    """Start ``demo`` and return its local URL; safe defaults: loopback only, no share link.
+
+    ``host="0.0.0.0"`` makes the app reachable from every network the machine is on – do it
+    only on purpose (inside a container, behind a firewall). ``block=False`` returns at once
+    (notebooks, tests); close the app with ``demo.close()``.
+    """
+    if host not in (LOCALHOST, "localhost", "::1"):
+        print(f"⚠ Binding {host}: anyone who can reach this machine on port {port} can use the app.")
+    if share:
+        print("⚠ share=True: Gradio opens a public tunnel (needs internet) – anyone with the link can use it.")
+    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
+                quiet=quiet, show_error=False, inbrowser=False)
+    return demo.local_url
+
+
+# =======================================================================================
+# 5. Command line: python -m utils.serve
+# =======================================================================================
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m utils.serve",
+                                     description="Serve the distilled student (and teacher) with Gradio.")
+    parser.add_argument("--model", help="model folder or hub id (default: the profile's student artifact)")
+    parser.add_argument("--teacher", help="a second model to compare with, side by side")
+    parser.add_argument("--profile", default=None, help="course profile (default: $R1LAB_PROFILE or tiny)")
+    parser.add_argument("--host", default=LOCALHOST,
+                        help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes the app to the network)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    set_offline_env()
+    from .artifacts import artifact_path
+
+    prof = get_profile(args.profile)
+    model = args.model or artifact_path(prof.name, "student")
+    if args.model is None and not (Path(model) / "manifest.json").exists():
+        print(f"No student artifact at {model}: run notebooks 01–04 (`make run`) or pass --model.",
+              file=sys.stderr)
+        return 2
+    demo = build_app(model, args.teacher, profile=prof)
+    print(f"Serving {model} on http://{args.host}:{args.port} (Ctrl+C to stop)")
+    launch(demo, host=args.host, port=args.port, share=args.share, block=True, quiet=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
