@@ -63,14 +63,18 @@ class Profile:
     student: ModelSize | str = ModelSize(96, 3, 2, 288)
     reward_model: ModelSize | str = ModelSize(96, 2, 2, 288)
     # --- notebook 02: teacher warm-up SFT, reward model, PPO, GRPO ---------------------
-    teacher_sft_steps: int = 300
+    teacher_sft_steps: int = 200
     sft_batch_size: int = 64
     sft_lr: float = 1e-3
-    rm_steps: int = 200
+    rm_prompts: int = 600                    # prompts sampled (x num_generations) for preference pairs
+    rm_steps: int = 150
     rm_lr: float = 5e-4
     rl_steps: int = 40
+    ppo_steps: int = 12                      # PPO iterations (rollout + update)
+    grpo_steps: int = 12                     # GRPOTrainer steps
+    rl_eval_every: int = 4
     rl_lr: float = 1e-4
-    rl_batch_prompts: int = 32
+    rl_batch_prompts: int = 16               # prompts per RL step (x num_generations samples)
     num_generations: int = 4                 # GRPO group size / samples per prompt
     kl_beta: float = 0.05
     # --- notebook 03: sampling and filtering -------------------------------------------

@@ -58,3 +58,89 @@ def train_teacher_sft(run: Run, *, eval_every: int = 0,
                                  "sft_seconds": result.seconds})
     print(f"teacher_sft: {final.summary()} – saved to {artifact_path(run.name, 'teacher_sft')}")
     return model, result, final
+
+
+# ---------------------------------------------------------------------------------------
+# Reinforcement learning on top of the warm-up teacher
+# ---------------------------------------------------------------------------------------
+
+def ppo_reward_fn(reward_model, rm_tokenizer, answers: dict[str, str], use_verifier: bool):
+    """Sequence reward for PPO: the reward model's score, plus 1 when the verifier accepts
+    (``use_verifier``) – the switch notebook 02 uses to show what each signal does."""
+    from .reward import score
+    from .tasks import verify
+
+    def reward_fn(prompts, completions):
+        scores = score(reward_model, rm_tokenizer, prompts, completions)
+        if use_verifier:
+            scores = [s + float(verify(c, answers[p])) for s, p, c in zip(scores, prompts, completions)]
+        return scores
+    return reward_fn
+
+
+def run_ppo(run: Run, *, use_verifier: bool = False, progress: bool = True) -> dict:
+    """PPO from ``teacher_sft`` against the reward model (utils.ppo); returns the result dict
+    with the trained ``policy`` and the RM-score / accuracy history."""
+    from .models import build_scalar_head, load_model_artifact
+    from .pipeline import ensure_reward_model, ensure_teacher_sft
+    from .ppo import PPOConfig, train_ppo
+
+    prof = run.profile
+    ensure_teacher_sft(run)
+    ensure_reward_model(run)
+    policy, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device)
+    ref, _ = load_model_artifact(run.name, "teacher_sft", device=run.device)
+    ref.requires_grad_(False)
+    reward_model, rm_tok = load_model_artifact(run.name, "reward_model", kind="scalar", device=run.device)
+    reward_model.requires_grad_(False)
+    value_model = build_scalar_head(prof.reward_model, tokenizer, seed=run.seed + 1).to(run.device)
+    problems = train_problems(run)
+    answers = {p.prompt: p.answer for p in problems}
+    evals = eval_problems(run)
+
+    def accuracy(m):
+        return evaluate(m, tokenizer, evals, max_new_tokens=prof.max_new_tokens).accuracy
+
+    result = train_ppo(policy, ref, value_model, tokenizer, [p.prompt for p in problems],
+                       steps=prof.ppo_steps, batch_prompts=prof.rl_batch_prompts * prof.num_generations,
+                       lr=prof.rl_lr, max_new_tokens=prof.max_new_tokens,
+                       reward_fn=ppo_reward_fn(reward_model, rm_tok, answers, use_verifier),
+                       cfg=PPOConfig(beta=prof.kl_beta), eval_fn=accuracy,
+                       eval_every=prof.rl_eval_every, seed=run.seed, progress=progress)
+    result.update(policy=policy, tokenizer=tokenizer, models_in_memory=4)
+    return result
+
+
+def run_grpo(run: Run, *, progress: bool = True) -> dict:
+    """GRPO from ``teacher_sft`` with rule-based rewards (utils.grpo); returns the result dict."""
+    from .grpo import train_grpo
+    from .models import load_model_artifact
+    from .pipeline import ensure_teacher_sft
+
+    prof = run.profile
+    ensure_teacher_sft(run)
+    policy, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device)
+    evals = eval_problems(run)
+
+    def accuracy(m):
+        return evaluate(m, tokenizer, evals, max_new_tokens=prof.max_new_tokens).accuracy
+
+    result = train_grpo(run, policy, tokenizer, train_problems(run), eval_fn=accuracy,
+                        eval_every=prof.rl_eval_every, progress=progress)
+    result.update(policy=policy, tokenizer=tokenizer, models_in_memory=2)
+    return result
+
+
+def save_teacher(run: Run, ppo: dict, grpo: dict) -> str:
+    """Save the better RL teacher (by best eval accuracy; PPO on a tie) as ``teacher``."""
+    method, chosen = ("ppo", ppo) if ppo["best"][1] >= grpo["best"][1] else ("grpo", grpo)
+    save_model_artifact(run.name, "teacher", chosen["policy"], chosen["tokenizer"], seed=run.seed,
+                        config={"method": method}, metrics={"acc": chosen["best"][1],
+                                                            "acc_ppo": ppo["best"][1],
+                                                            "acc_grpo": grpo["best"][1]})
+    return method
+
+
+def build_teacher(run: Run) -> str:
+    """Notebook 02 without the notebook: warm-up SFT, reward model, PPO and GRPO, save the better."""
+    return save_teacher(run, run_ppo(run, use_verifier=False), run_grpo(run))

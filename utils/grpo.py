@@ -1,0 +1,85 @@
+"""Notebook 02: GRPO with rule-based rewards, as DeepSeek-R1 did, through TRL's ``GRPOTrainer``.
+
+GRPO (Shao et al., 2024, DeepSeekMath) drops PPO's critic: for each prompt it samples a
+*group* of G completions and uses each one's reward, normalised within its group, as the
+advantage of all its tokens: ``A_i = (r_i - mean(r)) / std(r)``. R1's rewards were rules,
+not a neural reward model: an **accuracy** reward (the verifier) and a **format** reward
+(the ``<think>…</think>`` structure). Two models in memory instead of four.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+from datasets import Dataset
+from transformers import TrainerCallback
+
+from .config import Run
+from .tasks import Problem, check_format, verify
+
+
+def accuracy_reward(completions: list[str], answer: list[str], **_) -> list[float]:
+    """1.0 when the verifier accepts the completion, else 0.0 (R1's accuracy reward)."""
+    return [float(verify(c, a)) for c, a in zip(completions, answer)]
+
+
+def format_reward(completions: list[str], **_) -> list[float]:
+    """0.1 for a well-formed ``<think>…</think>A:…`` completion (R1's format reward)."""
+    return [0.1 * float(check_format(c)) for c in completions]
+
+
+class _EvalCallback(TrainerCallback):
+    """Evaluate every ``every`` steps; keep the best weights (RL swings between checkpoints)."""
+
+    def __init__(self, eval_fn, every: int):
+        self.eval_fn, self.every, self.evals = eval_fn, every, []
+        self.best, self.best_state = (0, float("-inf")), None
+
+    def _check(self, step, model):
+        acc = self.eval_fn(model)
+        self.evals.append((step, acc))
+        if acc > self.best[1]:
+            self.best = (step, acc)
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.train()
+
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        self._check(0, model)
+
+    def on_step_end(self, args, state, control, model=None, **kw):
+        if state.global_step % self.every == 0 or state.global_step == state.max_steps:
+            self._check(state.global_step, model)
+
+
+def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn, eval_every: int,
+               progress: bool = True) -> dict:
+    """Train ``policy`` in place with TRL's GRPOTrainer; the best evaluated checkpoint is kept.
+
+    Returns ``{"evals", "best", "log", "seconds"}``. Budget: ``profile.grpo_steps`` steps of
+    ``rl_batch_prompts`` prompts × ``num_generations`` samples (pitfall 4 of the field notes:
+    the generation batch must divide by the group size; LR 1e-4, not TRL's 1e-6).
+    """
+    from trl import GRPOConfig, GRPOTrainer
+
+    prof = run.profile
+    dataset = Dataset.from_list([{"prompt": p.prompt, "answer": p.answer} for p in problems])
+    callback = _EvalCallback(eval_fn, eval_every)
+    with tempfile.TemporaryDirectory() as out:
+        args = GRPOConfig(
+            output_dir=out, max_steps=prof.grpo_steps, learning_rate=prof.rl_lr,
+            per_device_train_batch_size=prof.rl_batch_prompts * prof.num_generations,
+            num_generations=prof.num_generations, max_completion_length=prof.max_new_tokens,
+            temperature=1.0, beta=prof.kl_beta, logging_steps=1, save_strategy="no",
+            report_to="none", seed=run.seed, use_cpu=run.device == "cpu", bf16=False,
+            gradient_checkpointing=False, disable_tqdm=not progress)
+        trainer = GRPOTrainer(model=policy, reward_funcs=[accuracy_reward, format_reward], args=args,
+                              train_dataset=dataset, processing_class=tokenizer, callbacks=[callback])
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    if callback.best_state is not None:
+        policy.load_state_dict(callback.best_state)
+    policy.eval()
+    return {"evals": callback.evals, "best": callback.best, "log": trainer.state.log_history,
+            "seconds": seconds}

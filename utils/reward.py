@@ -1,0 +1,106 @@
+"""Notebook 02: a reward model trained on preference pairs (TRL ``RewardTrainer``).
+
+In RLHF a reward model learns human preferences between two answers. Here the *verifier*
+plays the human labeller: for each prompt, a correct, well-formed teacher sample is
+*chosen* and a wrong or malformed one *rejected* (when the teacher wrote no correct sample
+for a prompt, its ground-truth solution stands in as the chosen one). The loss is
+Bradley–Terry's ``-log σ(r(chosen) - r(rejected))``. Notebook 03 reuses :func:`score`.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from collections.abc import Sequence
+
+import torch
+from datasets import Dataset
+
+from .config import Run
+from .generation import generate
+from .models import build_scalar_head, load_model_artifact, save_model_artifact
+from .tasks import Problem, verify
+
+
+def preference_pairs(problems: Sequence[Problem], samples: Sequence[str], k: int,
+                     seed: int = 0) -> list[dict]:
+    """Pairs ``{prompt, chosen, rejected}`` from ``k`` samples per problem (prompt-major).
+
+    Chosen: a verified sample, else the ground truth. Rejected: a sample the verifier refuses.
+    Problems whose samples are all correct give no pair (nothing to prefer against).
+    """
+    rng = random.Random(seed)
+    pairs = []
+    for i, p in enumerate(problems):
+        mine = samples[i * k:(i + 1) * k]
+        good = [s for s in mine if verify(s, p.answer)]
+        bad = [s for s in mine if not verify(s, p.answer)]
+        if bad:
+            pairs.append({"prompt": p.prompt, "chosen": rng.choice(good) if good else p.completion,
+                          "rejected": rng.choice(bad)})
+    return pairs
+
+
+@torch.no_grad()
+def score(reward_model, tokenizer, prompts: Sequence[str], completions: Sequence[str],
+          batch_size: int = 256) -> list[float]:
+    """The reward model's scalar score of each (prompt, completion), batched."""
+    reward_model.eval()
+    device = next(reward_model.parameters()).device
+    out: list[float] = []
+    texts = [p + c + tokenizer.eos_token for p, c in zip(prompts, completions)]
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                        add_special_tokens=False).to(device)
+        out.extend(reward_model(**enc).logits[:, 0].float().tolist())
+    return out
+
+
+def pair_accuracy(reward_model, tokenizer, pairs: Sequence[dict]) -> float:
+    """Fraction of pairs where the chosen answer scores above the rejected one."""
+    prompts = [p["prompt"] for p in pairs]
+    chosen = score(reward_model, tokenizer, prompts, [p["chosen"] for p in pairs])
+    rejected = score(reward_model, tokenizer, prompts, [p["rejected"] for p in pairs])
+    return sum(c > r for c, r in zip(chosen, rejected)) / max(1, len(pairs))
+
+
+def train_reward_model(run: Run, *, progress: bool = True) -> dict:
+    """Sample the warm-up teacher, build pairs, train the reward model, save ``reward_model``.
+
+    Returns ``{"model", "tokenizer", "pair_acc", "n_train_pairs", "n_test_pairs", "losses"}``.
+    """
+    from trl import RewardConfig, RewardTrainer
+
+    from .pipeline import ensure_teacher_sft
+    from .teacher import train_problems
+
+    prof = run.profile
+    ensure_teacher_sft(run)
+    teacher, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device)
+    problems = train_problems(run)[: prof.rm_prompts]
+    k = prof.num_generations
+    samples, _ = generate(teacher, tokenizer, [p.prompt for p in problems], do_sample=True,
+                          temperature=1.0, top_p=1.0, num_return_sequences=k,
+                          max_new_tokens=prof.max_new_tokens, progress=progress, desc="sampling pairs")
+    pairs = preference_pairs(problems, samples, k, seed=run.seed)
+    n_test = max(1, len(pairs) // 5)
+    test, train = pairs[:n_test], pairs[n_test:]
+    model = build_scalar_head(prof.reward_model, tokenizer, seed=run.seed).to(run.device)
+    with tempfile.TemporaryDirectory() as out:
+        args = RewardConfig(output_dir=out, max_steps=prof.rm_steps, per_device_train_batch_size=32,
+                            learning_rate=prof.rm_lr, lr_scheduler_type="cosine", warmup_steps=0.05,
+                            logging_steps=max(1, prof.rm_steps // 10), save_strategy="no",
+                            report_to="none", seed=run.seed, use_cpu=run.device == "cpu",
+                            bf16=False, gradient_checkpointing=False, max_length=160,
+                            disable_tqdm=not progress)
+        trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(train),
+                                processing_class=tokenizer)
+        trainer.train()
+    losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    acc = pair_accuracy(model, tokenizer, test)
+    save_model_artifact(run.name, "reward_model", model, tokenizer, seed=run.seed,
+                        config={"steps": prof.rm_steps, "lr": prof.rm_lr, "pairs": len(train)},
+                        metrics={"pair_acc": acc})
+    print(f"reward model: pairwise accuracy {acc:.1%} on {len(test)} held-out pairs")
+    return {"model": model, "tokenizer": tokenizer, "pair_acc": acc, "n_train_pairs": len(train),
+            "n_test_pairs": len(test), "losses": losses}
