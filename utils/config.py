@@ -85,7 +85,7 @@ class Profile:
     max_correct_per_prompt: int = 2
     reward_threshold: float = 0.0
     # --- notebook 04: the student ------------------------------------------------------
-    student_sft_steps: int = 600
+    student_sft_steps: int = 250
     student_lr: float = 2e-3
     # --- notebook 05: serving ----------------------------------------------------------
     serve_max_new_tokens: int = 64

@@ -1,0 +1,35 @@
+"""Benchmark (make bench): student SFT tokens/s with and without packing, same data and steps.
+
+Writes artifacts/bench/packing.json with both figures and their ratio.
+"""
+
+import json
+
+from utils.artifacts import artifacts_root
+from utils.config import setup
+from utils.models import build_causal_lm
+from utils.sft import to_sft_dataset, train_sft
+from utils.tasks import make_problems
+from utils.tokenizer import build_char_tokenizer
+
+
+def main(steps: int = 40) -> dict:
+    run = setup("tiny", 0, quiet=True)
+    tok = build_char_tokenizer()
+    data = to_sft_dataset(make_problems(2000, "train", seed=0))
+    out = {"steps": steps}
+    for packing in (False, True):
+        model = build_causal_lm(run.profile.student, tok, seed=0)
+        res = train_sft(model, tok, data, steps=steps, lr=1e-3, batch_size=run.profile.sft_batch_size,
+                        seed=0, packing=packing, progress=False)
+        out[f"tokens_per_s_{'packed' if packing else 'padded'}"] = round(res.tokens_per_s, 1)
+    out["ratio"] = round(out["tokens_per_s_packed"] / out["tokens_per_s_padded"], 2)
+    path = artifacts_root() / "bench" / "packing.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Each filter stage of notebook 03 on hand-made rows: it keeps what it should and drops what it should."""
+
+import random
+
+import pytest
+
+from utils.distill_data import (decontaminate, dedup_exact, dedup_near, filter_format, filter_reward,
+                                filter_verifier, funnel_counts, run_filters, score_rows, threshold_sweep)
+from utils.tasks import generate_problem, make_problems
+
+
+def _row(problem, completion=None, reward=0.0, sample=0):
+    return {"prompt": problem.prompt, "completion": completion or problem.completion, "answer": problem.answer,
+            "family": problem.family, "difficulty": problem.difficulty, "reward": reward, "sample": sample}
+
+
+@pytest.fixture
+def problems():
+    return make_problems(30, "train", seed=3)
+
+
+def test_format_drops_malformed(problems):
+    p = problems[0]
+    rows = [_row(p), _row(p, "no think block A:3"), _row(p, p.completion + " trailing")]
+    assert filter_format(rows) == rows[:1]
+    assert filter_format(rows[:1], max_length=5) == []
+
+
+def test_verifier_keeps_only_correct_and_at_most_m_per_prompt(problems):
+    p, q = problems[0], problems[1]
+    wrong = p.completion.rsplit("A:", 1)[0] + "A:999"
+    rows = [_row(p, sample=0), _row(p, wrong, sample=1), _row(p, sample=2), _row(p, sample=3), _row(q)]
+    kept = filter_verifier(rows, max_per_prompt=2)
+    assert [r["sample"] for r in kept if r["prompt"] == p.prompt] == [0, 2]
+    assert sum(r["prompt"] == q.prompt for r in kept) == 1
+
+
+def test_reward_threshold(problems):
+    rows = [_row(problems[i], reward=r) for i, r in enumerate([-1.0, 0.0, 0.5])]
+    assert [r["reward"] for r in filter_reward(rows, 0.0)] == [0.0, 0.5]
+
+
+def test_exact_dedup_removes_every_duplicate(problems):
+    rows = [_row(problems[0]), _row(problems[1]), _row(problems[0]), _row(problems[0])]
+    kept = dedup_exact(rows)
+    assert len(kept) == 2 and len({(r["prompt"], r["completion"]) for r in kept}) == 2
+
+
+def test_near_dedup_catches_a_one_character_change_but_keeps_different_problems():
+    p = generate_problem("trace", 3, random.Random(1))
+    other = "a" if p.prompt[-2] != "a" else "b"
+    near = dict(_row(p), prompt=p.prompt[:-2] + other + "?")  # same program, another variable asked
+    others = [_row(generate_problem(f, 3, random.Random(i))) for i, f in enumerate(["arith", "order"] * 3)]
+    kept = dedup_near([_row(p), near] + others, threshold=0.8)
+    assert near not in kept and _row(p) in kept
+    assert all(o in kept for o in others)
+
+
+def test_decontamination_removes_an_eval_problem_and_its_near_copy(problems):
+    evals = make_problems(50, "eval", seed=0)
+    leaked = _row(evals[7])
+    near_copy = dict(leaked, prompt=leaked["prompt"] + "")
+    clean = [_row(p) for p in problems]
+    kept = decontaminate(clean + [leaked, near_copy], evals, n=13)
+    assert leaked not in kept and near_copy not in kept
+    assert len(kept) >= len(clean) - 3  # short train prompts rarely share a 13-character span
+
+
+def test_pipeline_keeps_only_verified_rows_and_counts_every_stage(problems):
+    rows = []
+    for p in problems:
+        rows += [_row(p, sample=0), _row(p, p.completion.rsplit("A:", 1)[0] + "A:77", sample=1),
+                 _row(p, "garbage", sample=2), _row(p, sample=3)]
+    score_rows(rows, lambda prompts, completions: [1.0 if "A:77" not in c and "<think>" in c else -1.0
+                                               for c in completions])
+    kept, stages = run_filters(rows, make_problems(50, "eval", seed=0), max_per_prompt=2, reward_threshold=0.0)
+    assert kept and all(r["correct"] for r in kept)
+    counts = funnel_counts(stages)
+    alls = [c["all"] for c in counts.values()]
+    assert alls == sorted(alls, reverse=True) and alls[0] == len(rows)
+    sweep = threshold_sweep(rows, [-2.0, 0.0, 2.0])
+    assert sweep[0]["kept"] == len(rows) and sweep[1]["precision"] == 1.0 and sweep[2]["kept"] == 0

@@ -1,0 +1,279 @@
+"""Notebook 03: the teacher writes chains of thought; score them, filter them, publish a dataset.
+
+Two filtering traditions meet here:
+
+* the reference article: drop samples under a **reward threshold**, remove duplicates and
+  malformed answers;
+* the DeepSeek-R1 paper: **rejection sampling** – several samples per prompt, keep the
+  correct ones (by rules), drop malformed or over-long chains of thought.
+
+Each stage is a small function ``rows -> rows`` with a unit test; :func:`run_filters` applies
+them in order and records a count after each, for the funnel chart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+
+from .config import Run
+from .generation import generate
+from .tasks import Problem, check_format, verify
+
+# ---------------------------------------------------------------------------------------
+# 1. Sampling
+# ---------------------------------------------------------------------------------------
+
+
+def sample_candidates(model, tokenizer, problems: Sequence[Problem], *, k: int, temperature: float,
+                      top_p: float, max_new_tokens: int, backend: str = "transformers",
+                      model_path: str | None = None, batch_size: int = 256,
+                      progress: bool = True) -> tuple[list[dict], dict]:
+    """``k`` samples per problem; returns ``(rows, stats)`` with tokens/s in ``stats``.
+
+    ``backend="transformers"`` uses :func:`utils.generation.generate` (left padding, EOS stop);
+    ``backend="vllm"`` is the scale-out path on a CUDA GPU (``pip install vllm``): the same
+    sampling parameters through ``vllm.LLM(model_path).generate``.
+    """
+    prompts = [p.prompt for p in problems]
+    start = time.perf_counter()
+    if backend == "transformers":
+        texts, n_tokens = generate(model, tokenizer, prompts, do_sample=True, temperature=temperature,
+                                   top_p=top_p, num_return_sequences=k, max_new_tokens=max_new_tokens,
+                                   batch_size=batch_size, progress=progress, desc="teacher sampling")
+    elif backend == "vllm":
+        texts, n_tokens = _sample_vllm(model_path, prompts, k, temperature, top_p, max_new_tokens)
+    else:
+        raise ValueError(f"backend must be 'transformers' or 'vllm', got {backend!r}")
+    seconds = time.perf_counter() - start
+    rows = []
+    for i, p in enumerate(problems):
+        for j in range(k):
+            rows.append({"prompt": p.prompt, "completion": texts[i * k + j], "answer": p.answer,
+                         "family": p.family, "difficulty": p.difficulty, "sample": j})
+    return rows, {"seconds": seconds, "tokens": n_tokens, "tokens_per_s": n_tokens / seconds}
+
+
+def _sample_vllm(model_path, prompts, k, temperature, top_p, max_new_tokens):
+    """vLLM backend (GPU only): one ``generate`` call, ``n=k`` samples per prompt."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("The vLLM backend needs a CUDA GPU; use backend='transformers' on a CPU.")
+    try:
+        from vllm import LLM, SamplingParams
+    except ImportError as exc:
+        raise RuntimeError("vLLM is not installed: `pip install vllm` on a GPU machine.") from exc
+    if model_path is None:
+        raise ValueError("the vLLM backend needs model_path (a folder saved with save_pretrained)")
+    llm = LLM(model=str(model_path), trust_remote_code=False)
+    params = SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens)
+    texts, n_tokens = [], 0
+    for out in llm.generate(prompts, params):
+        for o in out.outputs:
+            texts.append(o.text)
+            n_tokens += len(o.token_ids)
+    return texts, n_tokens
+
+
+# ---------------------------------------------------------------------------------------
+# 2. Scoring
+# ---------------------------------------------------------------------------------------
+
+def score_rows(rows: list[dict], reward_fn: Callable[[list[str], list[str]], list[float]]) -> list[dict]:
+    """Add ``reward`` (reward model), ``correct`` (verifier), ``well_formed`` and ``length``."""
+    rewards = reward_fn([r["prompt"] for r in rows], [r["completion"] for r in rows])
+    for r, reward in zip(rows, rewards):
+        r.update(reward=float(reward), correct=verify(r["completion"], r["answer"]),
+                 well_formed=check_format(r["completion"]), length=len(r["completion"]))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Filter stages: each takes rows and returns the rows it keeps
+# ---------------------------------------------------------------------------------------
+
+def filter_format(rows: list[dict], max_length: int | None = None) -> list[dict]:
+    """Keep well-formed completions (``<think>…</think>A:…``), optionally not over-long."""
+    return [r for r in rows if check_format(r["completion"])
+            and (max_length is None or len(r["completion"]) <= max_length)]
+
+
+def filter_verifier(rows: list[dict], max_per_prompt: int) -> list[dict]:
+    """Rejection sampling: keep verified samples, at most ``max_per_prompt`` per prompt."""
+    kept, per_prompt = [], Counter()
+    for r in rows:
+        if verify(r["completion"], r["answer"]) and per_prompt[r["prompt"]] < max_per_prompt:
+            per_prompt[r["prompt"]] += 1
+            kept.append(r)
+    return kept
+
+
+def filter_reward(rows: list[dict], reward_threshold: float) -> list[dict]:
+    """The article's filter: keep samples whose reward-model score is ≥ ``reward_threshold``."""
+    return [r for r in rows if r["reward"] >= reward_threshold]
+
+
+def dedup_exact(rows: list[dict]) -> list[dict]:
+    """Drop rows whose (prompt, completion) already appeared."""
+    seen, kept = set(), []
+    for r in rows:
+        key = (r["prompt"], r["completion"])
+        if key not in seen:
+            seen.add(key)
+            kept.append(r)
+    return kept
+
+
+def _shingles(text: str, n: int) -> set[str]:
+    return {text[i:i + n] for i in range(max(1, len(text) - n + 1))}
+
+
+def dedup_near(rows: list[dict], threshold: float = 0.9, ngram: int = 5, num_perm: int = 64,
+               seed: int = 1) -> list[dict]:
+    """Drop near-duplicates: MinHash over character ``ngram`` shingles of prompt+completion,
+    LSH at Jaccard ``threshold`` (datasketch); the first of each near-duplicate group stays."""
+    from datasketch import MinHash, MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    kept = []
+    for i, r in enumerate(rows):
+        m = MinHash(num_perm=num_perm, seed=seed)
+        for s in _shingles(r["prompt"] + r["completion"], ngram):
+            m.update(s.encode())
+        if not lsh.query(m):
+            lsh.insert(str(i), m)
+            kept.append(r)
+    return kept
+
+
+def decontaminate(rows: list[dict], eval_problems: Sequence[Problem], n: int = 13) -> list[dict]:
+    """Drop rows whose prompt shares a character ``n``-gram with any eval prompt.
+
+    Prompts are split by a hash (never identical), but a near-copy of an eval problem
+    should not be trained on either; ``n`` sets how long a shared span must be.
+    """
+    grams = set()
+    for p in eval_problems:
+        grams |= _shingles(p.prompt, n)
+    return [r for r in rows if not (_shingles(r["prompt"], n) & grams)]
+
+
+def run_filters(rows: list[dict], eval_problems: Sequence[Problem], *, max_per_prompt: int,
+                reward_threshold: float, max_length: int | None = None) -> tuple[list[dict], list[tuple[str, list[dict]]]]:
+    """All stages in order; returns ``(kept, [(stage name, rows after it), …])`` for the funnel."""
+    stages = [("generated", rows)]
+    stages.append(("format", filter_format(stages[-1][1], max_length)))
+    stages.append(("verifier (≤ m per prompt)", filter_verifier(stages[-1][1], max_per_prompt)))
+    stages.append(("reward threshold", filter_reward(stages[-1][1], reward_threshold)))
+    stages.append(("exact dedup", dedup_exact(stages[-1][1])))
+    stages.append(("near-dup (MinHash)", dedup_near(stages[-1][1])))
+    stages.append(("decontamination", decontaminate(stages[-1][1], eval_problems)))
+    return stages[-1][1], stages
+
+
+def funnel_counts(stages: list[tuple[str, list[dict]]]) -> dict[str, dict[str, int]]:
+    """``{stage: {family: count, "all": count}}`` for the funnel chart and the dataset card."""
+    out = {}
+    for name, rows in stages:
+        c = Counter(r["family"] for r in rows)
+        out[name] = {**dict(sorted(c.items())), "all": len(rows)}
+    return out
+
+
+def threshold_sweep(rows: list[dict], thresholds: Sequence[float]) -> list[dict]:
+    """The reward model as a filter of *correct* samples: kept, precision, recall per threshold."""
+    n_correct = sum(r["correct"] for r in rows)
+    out = []
+    for t in thresholds:
+        kept = [r for r in rows if r["reward"] >= t]
+        tp = sum(r["correct"] for r in kept)
+        out.append({"threshold": t, "kept": len(kept), "precision": tp / len(kept) if kept else float("nan"),
+                    "recall": tp / n_correct if n_correct else float("nan")})
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# 4. The dataset
+# ---------------------------------------------------------------------------------------
+
+SFT_COLUMNS = ("prompt", "completion", "family", "difficulty", "reward", "correct")
+
+
+def save_dataset(run: Run, name: str, rows: list[dict], card: str, metrics: dict) -> None:
+    """``datasets.save_to_disk`` (+ ``data.jsonl`` and a ``README.md`` card) as artifact ``name``."""
+    from datasets import Dataset
+
+    from .artifacts import atomic_artifact
+
+    records = [{k: r[k] for k in SFT_COLUMNS} for r in rows]
+    with atomic_artifact(run.name, name, seed=run.seed, metrics=metrics,
+                         config={"columns": list(SFT_COLUMNS)}) as tmp:
+        Dataset.from_list(records).save_to_disk(str(tmp / "dataset"))
+        with open(tmp / "data.jsonl", "w") as f:
+            for rec in records:
+                f.write(json.dumps(rec) + "\n")
+        (tmp / "README.md").write_text(card)
+
+
+def load_distill_data(run: Run, name: str = "distill_data"):
+    """The dataset saved by notebook 03 (``datasets.Dataset`` with prompt/completion columns)."""
+    from datasets import load_from_disk
+
+    from .artifacts import artifact_path, read_manifest
+
+    read_manifest(run.name, name)
+    return load_from_disk(str(artifact_path(run.name, name) / "dataset"))
+
+
+def dataset_card(run: Run, counts: dict, teacher_manifest: dict, stats: dict) -> str:
+    """A short markdown card: provenance, sampling parameters, counts per stage and family."""
+    prof = run.profile
+    fams = sorted({f for c in counts.values() for f in c if f != "all"})
+    lines = ["# distill_data", "",
+             f"Chains of thought written by the `teacher` artifact ({teacher_manifest.get('config', {}).get('method', '?')}, "
+             f"eval accuracy {teacher_manifest.get('metrics', {}).get('acc', float('nan')):.1%}), profile `{run.name}`, seed {run.seed}.",
+             f"Sampling: {prof.samples_per_prompt} per prompt, temperature {prof.temperature}, top_p {prof.top_p}, "
+             f"max {prof.max_new_tokens} new tokens; {stats['tokens_per_s']:.0f} tokens/s.",
+             "Format: TRL prompt/completion (+ family, difficulty, reward, correct).", "",
+             "| stage | " + " | ".join(fams) + " | all |", "|---" * (len(fams) + 2) + "|"]
+    for stage, c in counts.items():
+        lines.append(f"| {stage} | " + " | ".join(str(c.get(f, 0)) for f in fams) + f" | {c['all']} |")
+    return "\n".join(lines) + "\n"
+
+
+def build_distill_data(run: Run, *, progress: bool = True) -> dict:
+    """Notebook 03 without the notebook: sample, score, filter, save both datasets.
+
+    Returns ``{"rows", "kept", "stages", "counts", "stats"}``.
+    """
+    from .artifacts import read_manifest
+    from .models import load_model_artifact
+    from .pipeline import ensure_reward_model, ensure_teacher
+    from .reward import score
+    from .teacher import eval_problems, train_problems
+
+    prof = run.profile
+    ensure_teacher(run)
+    ensure_reward_model(run)
+    model, tokenizer = load_model_artifact(run.name, "teacher", device=run.device)
+    rm, rm_tok = load_model_artifact(run.name, "reward_model", kind="scalar", device=run.device)
+    problems = train_problems(run)[: prof.n_distill_prompts]
+    rows, stats = sample_candidates(model, tokenizer, problems, k=prof.samples_per_prompt,
+                                    temperature=prof.temperature, top_p=prof.top_p,
+                                    max_new_tokens=prof.max_new_tokens, progress=progress)
+    score_rows(rows, lambda p, c: score(rm, rm_tok, p, c))
+    kept, stages = run_filters(rows, eval_problems(run), max_per_prompt=prof.max_correct_per_prompt,
+                               reward_threshold=prof.reward_threshold)
+    counts = funnel_counts(stages)
+    card = dataset_card(run, counts, read_manifest(run.name, "teacher"), stats)
+    summary = {"prompts": len(problems), "generated": len(rows), "kept": len(kept),
+               "kept_correct_frac": sum(verify(r["completion"], r["answer"]) for r in kept) / max(1, len(kept)),
+               "unfiltered_correct_frac": sum(r["correct"] for r in rows) / len(rows),
+               "tokens_per_s": stats["tokens_per_s"]}
+    save_dataset(run, "distill_data", kept, card, summary)
+    save_dataset(run, "distill_data_unfiltered", rows, card.replace("# distill_data", "# distill_data_unfiltered (all samples)"), summary)
+    return {"rows": rows, "kept": kept, "stages": stages, "counts": counts, "stats": stats, "summary": summary}
