@@ -70,9 +70,9 @@ class Profile:
     rm_steps: int = 150
     rm_lr: float = 5e-4
     rl_steps: int = 40
-    ppo_steps: int = 12                      # PPO iterations (rollout + update)
-    grpo_steps: int = 12                     # GRPOTrainer steps
-    rl_eval_every: int = 4
+    ppo_steps: int = 30                      # PPO iterations (rollout + update)
+    grpo_steps: int = 30                     # GRPOTrainer steps
+    rl_eval_every: int = 5
     rl_lr: float = 1e-4
     rl_batch_prompts: int = 16               # prompts per RL step (x num_generations samples)
     num_generations: int = 4                 # GRPO group size / samples per prompt
