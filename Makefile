@@ -25,7 +25,6 @@ $(STAMP): pyproject.toml
 	# CPU build of torch where no CUDA GPU is present (on a GPU machine pip picks the CUDA build).
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[test]"
-	$(PY) -m ipykernel install --user --name python3 --display-name "Python 3 (r1-distill-lab)" >/dev/null
 	touch $(STAMP)
 
 run: setup
