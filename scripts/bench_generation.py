@@ -4,12 +4,11 @@ Prints both throughputs and their ratio and writes artifacts/bench/generation.js
 Target (notebook 03's issue): batched ≥ 10× the tokens/s of the one-at-a-time loop.
 """
 
-import json
 import time
 
 import torch
 
-from utils.artifacts import artifacts_root
+from utils.bench import write_benchmark
 from utils.config import setup
 from utils.generation import generate
 from utils.models import build_causal_lm
@@ -34,11 +33,7 @@ def main(n_prompts: int = 64) -> dict:
     single = single_tokens / (time.perf_counter() - start)
     out = {"prompts": n_prompts, "threads": torch.get_num_threads(), "batched_tokens_per_s": round(batched, 1),
            "one_at_a_time_tokens_per_s": round(single, 1), "ratio": round(batched / single, 2), "target": ">= 10"}
-    path = artifacts_root() / "bench" / "generation.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
-    print(json.dumps(out, indent=2))
-    return out
+    return write_benchmark("generation", out)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,8 @@
 Writes artifacts/bench/packing.json with both figures and their ratio.
 """
 
-import json
 
-from utils.artifacts import artifacts_root
+from utils.bench import write_benchmark
 from utils.config import setup
 from utils.models import build_causal_lm
 from utils.sft import to_sft_dataset, train_sft
@@ -24,11 +23,7 @@ def main(steps: int = 40) -> dict:
                         seed=0, packing=packing, progress=False)
         out[f"tokens_per_s_{'packed' if packing else 'padded'}"] = round(res.tokens_per_s, 1)
     out["ratio"] = round(out["tokens_per_s_packed"] / out["tokens_per_s_padded"], 2)
-    path = artifacts_root() / "bench" / "packing.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
-    print(json.dumps(out, indent=2))
-    return out
+    return write_benchmark("packing", out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from utils.artifacts import REPO_ROOT, artifacts_root
+from utils.artifacts import REPO_ROOT
+from utils.bench import write_benchmark
 from utils.config import setup
 from utils.models import build_causal_lm, build_scalar_head
 from utils.ppo import PPOConfig, ppo_update, rollout
@@ -108,11 +109,7 @@ def main() -> dict:
         out.update(trl112_s_per_batch=round(trl, 3), ratio=round(ours / trl, 3), target="<= 1.0")
     except Exception as exc:  # a legitimate finding: say why TRL 1.12 could not run here
         out.update(trl112_s_per_batch=None, ratio=None, trl112_error=str(exc)[-1500:])
-    path = artifacts_root() / "bench" / "ppo.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
-    print(json.dumps(out, indent=2))
-    return out
+    return write_benchmark("ppo", out)
 
 
 if __name__ == "__main__":

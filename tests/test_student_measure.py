@@ -1,7 +1,6 @@
 """Notebook 04's pieces: the student trains through the shared SFT path; measurements are sane."""
 
 import pytest
-import torch
 
 from utils.config import get_profile, setup
 from utils.measure import batched_tokens_per_s, disk_mb, latency_ms, peak_generation_memory_mb

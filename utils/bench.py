@@ -22,6 +22,15 @@ BENCHMARKS = [
 ]
 
 
+def write_benchmark(name: str, result: dict) -> dict:
+    """Print one benchmark's figures and save them as ``artifacts/bench/<name>.json``."""
+    path = artifacts_root() / "bench" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return result
+
+
 def main() -> int:
     set_offline_env()
     failed = 0

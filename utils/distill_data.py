@@ -14,9 +14,8 @@ them in order and records a count after each, for the funnel chart.
 from __future__ import annotations
 
 import json
-import re
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from .config import Run

@@ -118,7 +118,9 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
         trainer.train()
         seconds = time.perf_counter() - start
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    n_tokens = trainer.state.num_input_tokens_seen or 0
+    # Real (non-padding) tokens trained on, as TRL logs them.
+    n_tokens = trainer.state.num_input_tokens_seen or max(
+        (float(h.get("num_tokens", 0)) for h in trainer.state.log_history), default=0)
     model.eval()
     return SFTResult(losses=losses, evals=history, seconds=seconds,
                      tokens_per_s=(n_tokens / seconds) if seconds and n_tokens else math.nan)
