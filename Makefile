@@ -2,6 +2,7 @@
 #   make run   [PROFILE=tiny] [SEED=0]   execute every notebook headless, print the results table
 #   make test                           unit tests + nbval over every notebook (what CI runs)
 #   make bench                          benchmarks (ratios measured in one run)
+#   make colab-dryrun                   the colab profile's code path, offline on the CPU, with local stand-ins
 #   make lab                            JupyterLab on 127.0.0.1
 PROFILE ?= tiny
 SEED ?= 0
@@ -15,7 +16,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 export PYTHONWARNINGS := ignore
 
-.PHONY: setup run test unit bench lab browser badges gpu-check clean
+.PHONY: setup run test unit bench lab browser badges gpu-check colab-dryrun clean
 
 setup: $(STAMP)
 
@@ -49,6 +50,11 @@ lab: setup
 # Rewrite the "Open in Colab" badges and clone URLs for your fork: make badges REPO=org/name
 badges: setup
 	$(PY) scripts/badges.py $(REPO)
+
+# The colab profile's code path on this CPU, offline: local stand-ins instead of hub checkpoints and
+# GSM8K, a few steps per stage (about 2 min). Executed notebooks go to artifacts/colab-dryrun/notebooks.
+colab-dryrun: setup
+	R1LAB_PROFILE=colab-dryrun $(PY) -m utils.runner --profile colab-dryrun --out artifacts/colab-dryrun/notebooks
 
 # On a CUDA machine: run the default series on the GPU and report each notebook's time.
 gpu-check: setup

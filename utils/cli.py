@@ -22,14 +22,12 @@ def main(argv: list[str] | None = None) -> None:
     sft.add_argument("--seed", type=int, default=None)
     sft.add_argument("--arm", default="filtered", choices=["filtered", "unfiltered", "groundtruth", "curriculum"])
     args = parser.parse_args(argv)
-    from .pipeline import ensure_tokenizer
-    from .student import ablation_rows, save_student, train_student
-    from .tokenizer import load_tokenizer
+    from .student import ablation_rows, save_student, student_tokenizer, train_student
 
     run = setup(args.profile, args.seed)
     model, _, ev = train_student(run, ablation_rows(run)[args.arm], curriculum=args.arm == "curriculum")
     print(ev.summary())
-    save_student(run, model, load_tokenizer(ensure_tokenizer(run)), ev, args.arm)
+    save_student(run, model, student_tokenizer(run), ev, args.arm)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ them in order and records a count after each, for the funnel chart.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -131,6 +132,11 @@ def _shingles(text: str, n: int) -> set[str]:
     return {text[i:i + n] for i in range(max(1, len(text) - n + 1))}
 
 
+def _word_ngrams(text: str, n: int) -> set[str]:
+    words = re.findall(r"\w+", text.lower())
+    return {" ".join(words[i:i + n]) for i in range(max(1, len(words) - n + 1))}
+
+
 def dedup_near(rows: list[dict], threshold: float = 0.9, ngram: int = 5, num_perm: int = 64,
                seed: int = 1) -> list[dict]:
     """Drop near-duplicates: MinHash over character ``ngram`` shingles of prompt+completion,
@@ -149,20 +155,27 @@ def dedup_near(rows: list[dict], threshold: float = 0.9, ngram: int = 5, num_per
     return kept
 
 
-def decontaminate(rows: list[dict], eval_problems: Sequence[Problem], n: int = 13) -> list[dict]:
-    """Drop rows whose prompt shares a character ``n``-gram with any eval prompt.
+def decontaminate(rows: list[dict], eval_problems: Sequence[Problem], n: int = 13,
+                  unit: str = "char") -> list[dict]:
+    """Drop rows whose prompt shares an ``n``-gram with any eval prompt.
 
     Prompts are split by a hash (never identical), but a near-copy of an eval problem
-    should not be trained on either; ``n`` sets how long a shared span must be.
+    should not be trained on either; ``n`` sets how long a shared span must be. ``unit``:
+    n-grams of characters (the task world's formula-like prompts) or of words (prose such as
+    GSM8K, where any two questions share 13-character spans like "how many more").
     """
+    if unit not in ("char", "word"):
+        raise ValueError(f"unit must be 'char' or 'word', not {unit!r}")
+    ngrams = _shingles if unit == "char" else _word_ngrams
     grams = set()
     for p in eval_problems:
-        grams |= _shingles(p.prompt, n)
-    return [r for r in rows if not (_shingles(r["prompt"], n) & grams)]
+        grams |= ngrams(p.prompt, n)
+    return [r for r in rows if not (ngrams(r["prompt"], n) & grams)]
 
 
 def run_filters(rows: list[dict], eval_problems: Sequence[Problem], *, max_per_prompt: int,
-                reward_threshold: float, max_length: int | None = None) -> tuple[list[dict], list[tuple[str, list[dict]]]]:
+                reward_threshold: float, max_length: int | None = None,
+                decontam_unit: str = "char") -> tuple[list[dict], list[tuple[str, list[dict]]]]:
     """All stages in order; returns ``(kept, [(stage name, rows after it), …])`` for the funnel."""
     stages = [("generated", rows)]
     stages.append(("format", filter_format(stages[-1][1], max_length)))
@@ -170,7 +183,7 @@ def run_filters(rows: list[dict], eval_problems: Sequence[Problem], *, max_per_p
     stages.append(("reward threshold", filter_reward(stages[-1][1], reward_threshold)))
     stages.append(("exact dedup", dedup_exact(stages[-1][1])))
     stages.append(("near-dup (MinHash)", dedup_near(stages[-1][1])))
-    stages.append(("decontamination", decontaminate(stages[-1][1], eval_problems)))
+    stages.append(("decontamination", decontaminate(stages[-1][1], eval_problems, unit=decontam_unit)))
     return stages[-1][1], stages
 
 
@@ -266,7 +279,7 @@ def build_distill_data(run: Run, *, progress: bool = True) -> dict:
                                     max_new_tokens=prof.max_new_tokens, progress=progress)
     score_rows(rows, lambda p, c: score(rm, rm_tok, p, c))
     kept, stages = run_filters(rows, eval_problems(run), max_per_prompt=prof.max_correct_per_prompt,
-                               reward_threshold=prof.reward_threshold)
+                               reward_threshold=prof.reward_threshold, decontam_unit=prof.decontam_unit)
     counts = funnel_counts(stages)
     card = dataset_card(run, counts, read_manifest(run.name, "teacher"), stats)
     summary = {"prompts": len(problems), "generated": len(rows), "kept": len(kept),

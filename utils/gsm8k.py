@@ -38,6 +38,7 @@ __all__ = [
     "is_correct",
     "load_gsm8k",
     "load_gsm8k_hub",
+    "load_problems",
     "normalize_number",
 ]
 
@@ -315,3 +316,25 @@ def load_gsm8k_hub(split: str = "test") -> list[dict]:
     except Exception as error:
         raise RuntimeError(f"{advice} Cause: {error!r}") from error
     return [_record(row["question"], row["answer"]) for row in dataset]
+
+
+def load_problems(source: str | os.PathLike | None, split: str) -> list:
+    """GSM8K ``split`` ("train" or "test") as course problems (:func:`utils.tasks.from_gsm8k`).
+
+    ``source`` is a local folder or file for :func:`load_gsm8k`, or None for the hub
+    (:func:`load_gsm8k_hub`). When the hub is unreachable the error says what to do instead.
+    """
+    from .tasks import from_gsm8k
+
+    if source is not None:
+        records = load_gsm8k(source, split)
+    else:
+        try:
+            records = load_gsm8k_hub(split)
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"{error}\nIn a profile, point data_path at that folder "
+                "(PROFILES['colab'].replace(data_path='path/to/gsm8k')), or run the colab code path "
+                "offline with local stand-ins: profile 'colab-dryrun' (make colab-dryrun)."
+            ) from error
+    return [from_gsm8k(r) for r in records]

@@ -82,6 +82,29 @@ def build_scalar_head(size: ModelSize | str, tokenizer: PreTrainedTokenizerBase,
     return model
 
 
+# LoRA (the colab profile's ``lora_rank``): train small adapters instead of every weight.
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def add_lora(model: PreTrainedModel, rank: int | None) -> PreTrainedModel:
+    """Wrap ``model`` in rank-``rank`` LoRA adapters on every linear layer (peft); ``None``: as is.
+
+    Only the adapters train (``alpha = 2·rank``); :func:`merge_lora` folds them back in.
+    The memory planner's ``lora_params(shape, rank, "all-linear")`` counts exactly these.
+    """
+    if not rank:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
+                                            target_modules=LORA_TARGETS, task_type="CAUSAL_LM"))
+
+
+def merge_lora(model: PreTrainedModel) -> PreTrainedModel:
+    """A plain model with any LoRA adapters merged into its weights (saved like any checkpoint)."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
 def count_params(model: torch.nn.Module) -> int:
     """Number of distinct parameters (tied embeddings counted once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

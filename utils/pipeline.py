@@ -18,8 +18,19 @@ def _say(name: str, notebook: str) -> None:
           f"(run that notebook to see how it is made).", flush=True)
 
 
-def ensure_tokenizer(run: Run) -> Path:
-    """The character tokenizer (notebook 01), or the profile's hub tokenizer."""
+def ensure_tokenizer(run: Run, role: str = "teacher") -> Path | str:
+    """Where the tokenizer of ``role`` ("teacher", "student" or "reward_model") loads from.
+
+    A model built from config (tiny profile) reads the course's character tokenizer, the
+    ``tokenizer`` artifact of notebook 01. A checkpoint (a hub id or a folder: colab) brings its
+    own tokenizer, and that id or folder is returned – the student's differs from the teacher's,
+    which data distillation allows: the teacher hands over text, not token ids.
+    """
+    if role not in ("teacher", "student", "reward_model"):
+        raise ValueError(f"role must be 'teacher', 'student' or 'reward_model', not {role!r}")
+    model = getattr(run.profile, role)
+    if isinstance(model, str):
+        return model
     if not artifacts.exists(run.name, "tokenizer"):
         from .tokenizer import build_char_tokenizer, save_tokenizer
 

@@ -67,12 +67,15 @@ def pair_accuracy(reward_model, tokenizer, pairs: Sequence[dict]) -> float:
 def train_reward_model(run: Run, *, progress: bool = True) -> dict:
     """Sample the warm-up teacher, build pairs, train the reward model, save ``reward_model``.
 
+    The reward model reads text with its own tokenizer (the character tokenizer in the tiny
+    profile, the checkpoint's own in colab): the pairs are text, so the teacher's is not needed.
     Returns ``{"model", "tokenizer", "pair_acc", "n_train_pairs", "n_test_pairs", "losses"}``.
     """
     from trl import RewardConfig, RewardTrainer
 
-    from .pipeline import ensure_teacher_sft
+    from .pipeline import ensure_teacher_sft, ensure_tokenizer
     from .teacher import train_problems
+    from .tokenizer import load_tokenizer
 
     prof = run.profile
     ensure_teacher_sft(run)
@@ -85,22 +88,23 @@ def train_reward_model(run: Run, *, progress: bool = True) -> dict:
     pairs = preference_pairs(problems, samples, k, seed=run.seed)
     n_test = max(1, len(pairs) // 5)
     test, train = pairs[:n_test], pairs[n_test:]
-    model = build_scalar_head(prof.reward_model, tokenizer, seed=run.seed).to(run.device)
+    rm_tokenizer = load_tokenizer(ensure_tokenizer(run, "reward_model"))
+    model = build_scalar_head(prof.reward_model, rm_tokenizer, seed=run.seed).to(run.device)
     with tempfile.TemporaryDirectory() as out:
         args = RewardConfig(output_dir=out, max_steps=prof.rm_steps, per_device_train_batch_size=32,
                             learning_rate=prof.rm_lr, lr_scheduler_type="cosine", warmup_steps=0.05,
                             logging_steps=max(1, prof.rm_steps // 10), save_strategy="no",
                             report_to="none", seed=run.seed, use_cpu=run.device == "cpu",
-                            bf16=False, gradient_checkpointing=False, max_length=160,
+                            bf16=False, gradient_checkpointing=False, max_length=prof.rm_max_length,
                             disable_tqdm=not progress)
         trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(train),
-                                processing_class=tokenizer)
+                                processing_class=rm_tokenizer)
         trainer.train()
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    acc = pair_accuracy(model, tokenizer, test)
-    save_model_artifact(run.name, "reward_model", model, tokenizer, seed=run.seed,
+    acc = pair_accuracy(model, rm_tokenizer, test)
+    save_model_artifact(run.name, "reward_model", model, rm_tokenizer, seed=run.seed,
                         config={"steps": prof.rm_steps, "lr": prof.rm_lr, "pairs": len(train)},
                         metrics={"pair_acc": acc})
     print(f"reward model: pairwise accuracy {acc:.1%} on {len(test)} held-out pairs")
-    return {"model": model, "tokenizer": tokenizer, "pair_acc": acc, "n_train_pairs": len(train),
+    return {"model": model, "tokenizer": rm_tokenizer, "pair_acc": acc, "n_train_pairs": len(train),
             "n_test_pairs": len(test), "losses": losses}

@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 01 03")
     parser.add_argument("--out", type=Path, help="write executed notebooks here instead of in place")
     args = parser.parse_args(argv)
-    get_profile(args.profile)  # fail early on a typo
-    set_offline_env()
+    prof = get_profile(args.profile)  # fail early on a typo
+    set_offline_env(prof.hub_offline)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
     for path in notebooks():

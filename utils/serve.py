@@ -61,22 +61,46 @@ THINKING_TITLE = "💭 Thinking"
 # 1. Reference answers for task-world prompts: the "check answer" button is real
 # =======================================================================================
 
+_ADD_RE = re.compile(r"^Q:(0|[1-9]\d*)\+(0|[1-9]\d*)=$")
 _ARITH_RE = re.compile(r"^Q:(\d+)((?:[+-]\d+)+)=$")
 _TRACE_RE = re.compile(r"^Q:((?:[abc]=[^;]+;)+)([abc])\?$")
 _TRACE_EXPR_RE = re.compile(r"^(\d+|[abc])(?:([+-])(\d+|[abc]))?$")
 _ORDER_RE = re.compile(r"^Q:([A-E]=\d+(?:,[A-E]=\d+)*);(max|min)\?$")
 
 
-def solve(prompt: str) -> Problem | None:
+def _solve_add(a: str, b: str, prompt: str) -> Problem:
+    """Column addition, written exactly as :func:`utils.tasks._add` writes it."""
+    ra, rb = a[::-1], b[::-1]
+    carry, steps = 0, []
+    for i in range(max(len(ra), len(rb))):
+        x = int(ra[i]) if i < len(ra) else 0
+        y = int(rb[i]) if i < len(rb) else 0
+        steps.append(f"{x}+{y}+{carry}={x + y + carry}")
+        carry = (x + y + carry) // 10
+    digits = max(len(a), len(b))
+    difficulty = 1 if digits <= 2 else 2 if digits == 3 else 3
+    answer = str(int(a) + int(b))
+    return Problem("add", difficulty, prompt,
+                   f"{THINK_OPEN}{';'.join(steps)}{THINK_CLOSE}A:{answer}", answer)
+
+
+def solve(prompt: str, families: tuple[str, ...] = FAMILIES) -> Problem | None:
     """Recompute a task-world problem from its prompt alone, or ``None`` if it is not one.
 
+    ``Q:7+8=`` reads as column addition (``add``) or as one-step ``arith``: the family that
+    comes first in ``families`` wins (``add`` by default: the family the tiny profile trains).
+
     Returns the full :class:`~utils.tasks.Problem` – the canonical chain of thought and the
-    answer – for the three families of :mod:`utils.tasks` (``Q:7+8-3=``,
+    answer – for the families of :mod:`utils.tasks` (``Q:4759+86=``, ``Q:7+8-3=``,
     ``Q:a=3;b=a+4;a=b-1;a?``, ``Q:A=5,B=3,C=8;max?``). The chains are written exactly as
     the generators write them, so ``solve(p.prompt) == p`` for every generated problem
     (tests check it), and :func:`~utils.tasks.check_steps` can grade every step.
     """
     prompt = prompt.strip()
+    m = _ADD_RE.match(prompt)
+    if m and "add" in families and ("arith" not in families
+                                    or families.index("add") < families.index("arith")):
+        return _solve_add(m.group(1), m.group(2), prompt)
     if m := _ARITH_RE.match(prompt):
         total, steps = int(m.group(1)), []
         for op, num in re.findall(r"([+-])(\d+)", m.group(2)):
@@ -154,7 +178,14 @@ def describe_check(check: dict[str, Any] | None, short: bool = False) -> str:
 
 
 def example_prompts(profile: Profile, difficulty: int = 2) -> list[str]:
-    """One held-out (eval-split) task-world prompt per family: the student never trained on them."""
+    """One held-out (eval-split) task-world prompt per family: the student never trained on them.
+
+    A GSM8K profile gets its first three test questions instead.
+    """
+    if profile.data_source == "gsm8k":
+        from .gsm8k import load_problems
+
+        return [p.prompt.strip() for p in load_problems(profile.data_path, "test")[:3]]
     families = [f for f in profile.families if f in FAMILIES] or list(FAMILIES)
     problems = make_problems(len(families), "eval", seed=profile.eval_seed, families=families,
                              difficulties=(difficulty,))
@@ -637,10 +668,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    set_offline_env()
     from .artifacts import artifact_path
 
     prof = get_profile(args.profile)
+    set_offline_env(prof.hub_offline)
     model = args.model or artifact_path(prof.name, "student")
     if args.model is None and not (Path(model) / "manifest.json").exists():
         print(f"No student artifact at {model}: run notebooks 01–04 (`make run`) or pass --model.",

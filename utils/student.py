@@ -36,24 +36,33 @@ def ablation_rows(run: Run) -> dict[str, list[dict]]:
 
 def train_student(run: Run, rows: list[dict], *, curriculum: bool = False, packing: bool = False,
                   progress: bool = True) -> tuple[object, SFTResult, EvalResult]:
-    """Build the student from config, fine-tune it on ``rows``, evaluate it on the eval split."""
-    from .pipeline import ensure_tokenizer
+    """Build the student, fine-tune it on ``rows``, evaluate it on the eval split.
+
+    The student reads the teacher's *text* with its own tokenizer (:func:`student_tokenizer`).
+    """
     from .teacher import eval_problems
-    from .tokenizer import load_tokenizer
 
     prof = run.profile
-    tokenizer = load_tokenizer(ensure_tokenizer(run))
+    tokenizer = student_tokenizer(run)
     model = build_causal_lm(prof.student, tokenizer, seed=run.seed).to(run.device)
     on_gpu = run.device == "cuda"
     import torch
 
     result = train_sft(model, tokenizer, to_sft_dataset(rows, curriculum=curriculum, seed=run.seed),
                        steps=prof.student_sft_steps, lr=prof.student_lr, batch_size=prof.sft_batch_size,
-                       seed=run.seed, curriculum=curriculum, packing=packing,
+                       seed=run.seed, curriculum=curriculum, packing=packing, max_length=prof.sft_max_length,
                        bf16=on_gpu and run.dtype == torch.bfloat16, fp16=on_gpu and run.dtype == torch.float16,
                        progress=progress)
     ev = evaluate(model, tokenizer, eval_problems(run), max_new_tokens=prof.max_new_tokens)
     return model, result, ev
+
+
+def student_tokenizer(run: Run):
+    """The student's own tokenizer: the character tokenizer (tiny), its checkpoint's (colab)."""
+    from .pipeline import ensure_tokenizer
+    from .tokenizer import load_tokenizer
+
+    return load_tokenizer(ensure_tokenizer(run, "student"))
 
 
 def save_student(run: Run, model, tokenizer, ev: EvalResult, arm: str) -> None:
@@ -65,8 +74,5 @@ def save_student(run: Run, model, tokenizer, ev: EvalResult, arm: str) -> None:
 
 def build_student(run: Run) -> None:
     """Notebook 04 without the notebook: train on the filtered data and save ``student``."""
-    from .pipeline import ensure_tokenizer
-    from .tokenizer import load_tokenizer
-
     model, _, ev = train_student(run, ablation_rows(run)["filtered"])
-    save_student(run, model, load_tokenizer(ensure_tokenizer(run)), ev, "filtered")
+    save_student(run, model, student_tokenizer(run), ev, "filtered")

@@ -3,11 +3,12 @@
 Taught in notebook 01 ("A tour of the task world"); used by every later notebook.
 
 The reference article says R1's distillation data covers maths, code and logic. We mirror
-that with three families, each small enough for a character-level model:
+that with four families, each small enough for a character-level model:
 
 ========  =====================================  ==========================================
 family    prompt                                 completion (chain of thought, then answer)
 ========  =====================================  ==========================================
+add       ``Q:4759+86=``                          ``<think>9+6+0=15;5+8+1=14;7+0+1=8;4+0+0=4</think>A:4845``
 arith     ``Q:7+8-3=``                            ``<think>7+8=15;15-3=12</think>A:12``
 trace     ``Q:a=3;b=a+4;a=b-1;a?``                ``<think>a=3;b=7;a=6</think>A:6``
 order     ``Q:A=5,B=3,C=8;max?``                  ``<think>A=5;B=3:A=5;C=8:C=8</think>A:C``
@@ -17,6 +18,12 @@ Every completion has the course's answer format: ``<think>`` … ``</think>`` th
 answer line ``A:<answer>``. The *verifier* (:func:`verify`) extracts that answer with a strict
 pattern and compares it with the reference – it is the centre of evaluation (02–04),
 rejection sampling (03) and the rule-based reward of GRPO (02).
+
+``add`` is column addition, right to left with carries (the probe of FIELD-NOTES.md): every
+step is a one-digit fact, so a 2M-parameter model learns it within a CPU budget. The
+default ``tiny`` profile trains on it; the other families are there to explore (they need
+several times more training steps – see the ``tiny`` profile's comment in
+:mod:`utils.config`).
 
 ``difficulty`` (1, 2, 3) sets the number of reasoning steps; notebook 04 uses it for a
 curriculum. The train/eval split is a property of the *prompt* (a hash), so no eval prompt
@@ -31,7 +38,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-FAMILIES = ("arith", "trace", "order")
+FAMILIES = ("add", "arith", "trace", "order")
 DIFFICULTIES = (1, 2, 3)
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_PREFIX = "A:"
@@ -60,6 +67,29 @@ class Problem:
 # ---------------------------------------------------------------------------------------
 # Generators: one per family. Each takes a random.Random and a difficulty.
 # ---------------------------------------------------------------------------------------
+
+def _add(rng: random.Random, difficulty: int) -> Problem:
+    """Column addition of two numbers, the longer one with 1–2, 3 or 4–5 digits (difficulty 1–3).
+
+    One step per column, right to left: ``digit + digit + carry = column sum``; the answer is
+    read off the steps' last digits (and a final carry). Every step is a one-digit fact.
+    """
+    digits = rng.choice({1: (1, 2), 2: (3,), 3: (4, 5)}[difficulty])
+    a = rng.randint(10 ** (digits - 1), 10 ** digits - 1)
+    b = rng.randint(1, 10 ** rng.randint(1, digits) - 1)
+    if rng.random() < 0.5:
+        a, b = b, a
+    ra, rb = str(a)[::-1], str(b)[::-1]
+    carry, steps = 0, []
+    for i in range(max(len(ra), len(rb))):
+        x = int(ra[i]) if i < len(ra) else 0
+        y = int(rb[i]) if i < len(rb) else 0
+        steps.append(f"{x}+{y}+{carry}={x + y + carry}")
+        carry = (x + y + carry) // 10
+    answer = str(a + b)
+    return Problem("add", difficulty, f"Q:{a}+{b}=",
+                   f"{THINK_OPEN}{';'.join(steps)}{THINK_CLOSE}{ANSWER_PREFIX}{answer}", answer)
+
 
 def _arith(rng: random.Random, difficulty: int) -> Problem:
     """Multi-step arithmetic: ``difficulty + 1`` one-digit operands, running total kept >= 0.
@@ -139,7 +169,7 @@ def _order(rng: random.Random, difficulty: int) -> Problem:
                    f"{THINK_OPEN}{';'.join(steps)}{THINK_CLOSE}{ANSWER_PREFIX}{best_name}", best_name)
 
 
-GENERATORS = {"arith": _arith, "trace": _trace, "order": _order}
+GENERATORS = {"add": _add, "arith": _arith, "trace": _trace, "order": _order}
 
 
 def split_of(prompt: str) -> str:

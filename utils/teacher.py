@@ -6,31 +6,52 @@ teacher is good but imperfect and reinforcement learning has room to improve it.
 
 from __future__ import annotations
 
+import random
+
 from .artifacts import artifact_path
 from .config import Run
 from .generation import EvalResult, evaluate
-from .models import build_causal_lm, save_model_artifact
+from .models import add_lora, build_causal_lm, merge_lora, save_model_artifact
 from .sft import SFTResult, to_sft_dataset, train_sft
 from .tasks import Problem, make_problems
 
 
 def train_problems(run: Run) -> list[Problem]:
-    """The training problems of this run (they depend on ``run.seed``)."""
+    """The training problems of this run (they depend on ``run.seed``).
+
+    Task world: ``n_train`` problems drawn with the seed. GSM8K (``data_source="gsm8k"``): its
+    train split – from ``data_path``, or the hub – shuffled with the seed, the first ``n_train``.
+    """
     p = run.profile
+    if p.data_source == "gsm8k":
+        from .gsm8k import load_problems
+
+        problems = load_problems(p.data_path, "train")
+        random.Random(run.seed).shuffle(problems)
+        return problems[: p.n_train]
     return make_problems(p.n_train, "train", seed=run.seed, families=p.families,
                          difficulties=p.difficulties)
 
 
 def eval_problems(run: Run) -> list[Problem]:
-    """The held-out problems every notebook evaluates on (the same for every seed)."""
+    """The held-out problems every notebook evaluates on (the same for every seed).
+
+    GSM8K: the first ``n_eval`` problems of its test split.
+    """
     p = run.profile
+    if p.data_source == "gsm8k":
+        from .gsm8k import load_problems
+
+        return load_problems(p.data_path, "test")[: p.n_eval]
     return make_problems(p.n_eval, "eval", seed=p.eval_seed, families=p.families,
                          difficulties=p.difficulties)
 
 
 def train_teacher_sft(run: Run, *, eval_every: int = 0,
                       progress: bool = True) -> tuple[object, SFTResult, EvalResult]:
-    """Build the teacher from config, fine-tune it on ground-truth CoT, evaluate, save.
+    """Build the teacher (from config, or a checkpoint), fine-tune it on ground-truth CoT,
+    evaluate, save. With ``profile.lora_rank`` only LoRA adapters train; they are merged
+    into the weights before the evaluation and the save.
 
     Saves the ``teacher_sft`` artifact (with its eval accuracy in the manifest) and returns
     ``(model, sft_result, eval_result)``. ``eval_every`` > 0 adds an accuracy curve.
@@ -40,7 +61,7 @@ def train_teacher_sft(run: Run, *, eval_every: int = 0,
 
     prof = run.profile
     tokenizer = load_tokenizer(ensure_tokenizer(run))
-    model = build_causal_lm(prof.teacher, tokenizer, seed=run.seed).to(run.device)
+    model = add_lora(build_causal_lm(prof.teacher, tokenizer, seed=run.seed), prof.lora_rank).to(run.device)
     evals = eval_problems(run)
 
     def accuracy(m) -> float:
@@ -48,12 +69,14 @@ def train_teacher_sft(run: Run, *, eval_every: int = 0,
 
     result = train_sft(model, tokenizer, to_sft_dataset(train_problems(run), seed=run.seed),
                        steps=prof.teacher_sft_steps, lr=prof.sft_lr, batch_size=prof.sft_batch_size,
-                       seed=run.seed, eval_fn=accuracy if eval_every else None,
-                       eval_every=eval_every, progress=progress)
+                       scheduler=prof.sft_scheduler,
+                       seed=run.seed, max_length=prof.sft_max_length,
+                       eval_fn=accuracy if eval_every else None, eval_every=eval_every, progress=progress)
+    model = merge_lora(model)
     final = evaluate(model, tokenizer, evals, max_new_tokens=prof.max_new_tokens)
     save_model_artifact(run.name, "teacher_sft", model, tokenizer, seed=run.seed,
                         config={"steps": prof.teacher_sft_steps, "lr": prof.sft_lr,
-                                "batch_size": prof.sft_batch_size},
+                                "batch_size": prof.sft_batch_size, "lora_rank": prof.lora_rank},
                         metrics={"acc": final.accuracy, "acc_per_family": final.per_family,
                                  "sft_seconds": result.seconds})
     print(f"teacher_sft: {final.summary()} – saved to {artifact_path(run.name, 'teacher_sft')}")
@@ -78,9 +101,16 @@ def ppo_reward_fn(reward_model, rm_tokenizer, answers: dict[str, str], use_verif
     return reward_fn
 
 
-def run_ppo(run: Run, *, use_verifier: bool = False, progress: bool = True) -> dict:
+def run_ppo(run: Run, *, use_verifier: bool = False, steps: int | None = None,
+            progress: bool = True) -> dict:
     """PPO from ``teacher_sft`` against the reward model (utils.ppo); returns the result dict
-    with the trained ``policy`` and the RM-score / accuracy history."""
+    with the trained ``policy`` and the RM-score / accuracy history.
+
+    The reward model reads text with its own tokenizer; the value model (critic) scores the
+    policy's tokens, so it is built from the reward model's base *with the policy's tokenizer*
+    (in the colab profile both are Qwen2.5 models, which share one). With ``lora_rank`` the
+    policy trains LoRA adapters, merged into its weights at the end.
+    """
     from .models import build_scalar_head, load_model_artifact
     from .pipeline import ensure_reward_model, ensure_teacher_sft
     from .ppo import PPOConfig, train_ppo
@@ -89,6 +119,7 @@ def run_ppo(run: Run, *, use_verifier: bool = False, progress: bool = True) -> d
     ensure_teacher_sft(run)
     ensure_reward_model(run)
     policy, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device)
+    policy = add_lora(policy, prof.lora_rank)
     ref, _ = load_model_artifact(run.name, "teacher_sft", device=run.device)
     ref.requires_grad_(False)
     reward_model, rm_tok = load_model_artifact(run.name, "reward_model", kind="scalar", device=run.device)
@@ -102,17 +133,22 @@ def run_ppo(run: Run, *, use_verifier: bool = False, progress: bool = True) -> d
         return evaluate(m, tokenizer, evals, max_new_tokens=prof.max_new_tokens).accuracy
 
     result = train_ppo(policy, ref, value_model, tokenizer, [p.prompt for p in problems],
-                       steps=prof.ppo_steps, batch_prompts=prof.rl_batch_prompts * prof.num_generations,
+                       steps=steps or prof.ppo_steps,
+                       batch_prompts=prof.rl_batch_prompts * prof.num_generations,
                        lr=prof.rl_lr, max_new_tokens=prof.max_new_tokens,
                        reward_fn=ppo_reward_fn(reward_model, rm_tok, answers, use_verifier),
                        cfg=PPOConfig(beta=prof.kl_beta), eval_fn=accuracy,
                        eval_every=prof.rl_eval_every, seed=run.seed, progress=progress)
-    result.update(policy=policy, tokenizer=tokenizer, models_in_memory=4)
+    result.update(policy=merge_lora(policy), tokenizer=tokenizer, models_in_memory=4)
     return result
 
 
 def run_grpo(run: Run, *, progress: bool = True) -> dict:
-    """GRPO from ``teacher_sft`` with rule-based rewards (utils.grpo); returns the result dict."""
+    """GRPO from ``teacher_sft`` with rule-based rewards (utils.grpo); returns the result dict.
+
+    With ``lora_rank`` the policy trains LoRA adapters (TRL then uses the policy with its
+    adapters switched off as the KL reference: no second copy), merged at the end.
+    """
     from .grpo import train_grpo
     from .models import load_model_artifact
     from .pipeline import ensure_teacher_sft
@@ -120,6 +156,7 @@ def run_grpo(run: Run, *, progress: bool = True) -> dict:
     prof = run.profile
     ensure_teacher_sft(run)
     policy, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device)
+    policy = add_lora(policy, prof.lora_rank)
     evals = eval_problems(run)
 
     def accuracy(m):
@@ -127,7 +164,7 @@ def run_grpo(run: Run, *, progress: bool = True) -> dict:
 
     result = train_grpo(run, policy, tokenizer, train_problems(run), eval_fn=accuracy,
                         eval_every=prof.rl_eval_every, progress=progress)
-    result.update(policy=policy, tokenizer=tokenizer, models_in_memory=2)
+    result.update(policy=merge_lora(policy), tokenizer=tokenizer, models_in_memory=2)
     return result
 
 
@@ -143,4 +180,4 @@ def save_teacher(run: Run, ppo: dict, grpo: dict) -> str:
 
 def build_teacher(run: Run) -> str:
     """Notebook 02 without the notebook: warm-up SFT, reward model, PPO and GRPO, save the better."""
-    return save_teacher(run, run_ppo(run, use_verifier=False), run_grpo(run))
+    return save_teacher(run, run_ppo(run, use_verifier=True), run_grpo(run))

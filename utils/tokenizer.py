@@ -46,6 +46,12 @@ def build_char_tokenizer() -> PreTrainedTokenizerFast:
     return tok
 
 
+def model_tokenizer(model) -> PreTrainedTokenizerBase:
+    """The tokenizer a model reads: a checkpoint's own (``model`` is a hub id or a folder),
+    else – a model built from a ``ModelSize`` – the character tokenizer."""
+    return load_tokenizer(model) if isinstance(model, str) else build_char_tokenizer()
+
+
 def save_tokenizer(tokenizer: PreTrainedTokenizerBase, path: str | Path) -> None:
     """``save_pretrained`` plus the marker that tells :func:`load_tokenizer` which class to use."""
     path = Path(path)
