@@ -252,6 +252,7 @@ def test_standins_default_under_the_artifacts_root(monkeypatch, tmp_path):
 
 def test_only_offline_profiles_switch_the_hub_off(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_DISABLE_TELEMETRY", raising=False)  # earlier tests' libraries may set it
     set_offline_env(hub_offline=False)  # colab downloads its checkpoints
     assert "HF_HUB_OFFLINE" not in os.environ and os.environ["HF_HUB_DISABLE_TELEMETRY"] == "1"
     set_offline_env()
