@@ -45,7 +45,7 @@ from transformers import (PreTrainedModel, PreTrainedTokenizerBase, StoppingCrit
                           StoppingCriteriaList, TextIteratorStreamer)
 
 from .config import Profile, get_profile, pick_device, set_offline_env
-from .tasks import (FAMILIES, THINK_CLOSE, THINK_OPEN, Problem, check_format, check_steps,
+from .tasks import (FAMILIES, THINK_CLOSE, THINK_OPEN, Problem, check_format, check_steps, column_addition,
                     extract_final_answer, make_problems, verify)
 from .tokenizer import MARKER
 
@@ -68,22 +68,6 @@ _TRACE_EXPR_RE = re.compile(r"^(\d+|[abc])(?:([+-])(\d+|[abc]))?$")
 _ORDER_RE = re.compile(r"^Q:([A-E]=\d+(?:,[A-E]=\d+)*);(max|min)\?$")
 
 
-def _solve_add(a: str, b: str, prompt: str) -> Problem:
-    """Column addition, written exactly as :func:`utils.tasks._add` writes it."""
-    ra, rb = a[::-1], b[::-1]
-    carry, steps = 0, []
-    for i in range(max(len(ra), len(rb))):
-        x = int(ra[i]) if i < len(ra) else 0
-        y = int(rb[i]) if i < len(rb) else 0
-        steps.append(f"{x}+{y}+{carry}={x + y + carry}")
-        carry = (x + y + carry) // 10
-    digits = max(len(a), len(b))
-    difficulty = 1 if digits <= 2 else 2 if digits == 3 else 3
-    answer = str(int(a) + int(b))
-    return Problem("add", difficulty, prompt,
-                   f"{THINK_OPEN}{';'.join(steps)}{THINK_CLOSE}A:{answer}", answer)
-
-
 def solve(prompt: str, families: tuple[str, ...] = FAMILIES) -> Problem | None:
     """Recompute a task-world problem from its prompt alone, or ``None`` if it is not one.
 
@@ -100,7 +84,7 @@ def solve(prompt: str, families: tuple[str, ...] = FAMILIES) -> Problem | None:
     m = _ADD_RE.match(prompt)
     if m and "add" in families and ("arith" not in families
                                     or families.index("add") < families.index("arith")):
-        return _solve_add(m.group(1), m.group(2), prompt)
+        return column_addition(int(m.group(1)), int(m.group(2)))
     if m := _ARITH_RE.match(prompt):
         total, steps = int(m.group(1)), []
         for op, num in re.findall(r"([+-])(\d+)", m.group(2)):

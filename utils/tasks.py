@@ -79,6 +79,14 @@ def _add(rng: random.Random, difficulty: int) -> Problem:
     b = rng.randint(1, 10 ** rng.randint(1, digits) - 1)
     if rng.random() < 0.5:
         a, b = b, a
+    return column_addition(a, b)
+
+
+def column_addition(a: int, b: int) -> Problem:
+    """The ``add`` problem ``a+b`` with its canonical chain: one step per column, right to left.
+
+    Difficulty follows the longer operand's digits (1–2, 3, 4+ → 1, 2, 3), as in :func:`_add`.
+    """
     ra, rb = str(a)[::-1], str(b)[::-1]
     carry, steps = 0, []
     for i in range(max(len(ra), len(rb))):
@@ -86,6 +94,8 @@ def _add(rng: random.Random, difficulty: int) -> Problem:
         y = int(rb[i]) if i < len(rb) else 0
         steps.append(f"{x}+{y}+{carry}={x + y + carry}")
         carry = (x + y + carry) // 10
+    digits = max(len(ra), len(rb))
+    difficulty = 1 if digits <= 2 else 2 if digits == 3 else 3
     answer = str(a + b)
     return Problem("add", difficulty, f"Q:{a}+{b}=",
                    f"{THINK_OPEN}{';'.join(steps)}{THINK_CLOSE}{ANSWER_PREFIX}{answer}", answer)
