@@ -48,3 +48,41 @@ def test_train_student_learns_something(artifacts_tmp):
     assert 0.0 <= ev.accuracy <= 1.0 and set(ev.per_family) == set(run.profile.families)
     assert count_params(model) == count_params(build_causal_lm(run.profile.student, __import__(
         "utils.tokenizer", fromlist=["x"]).build_char_tokenizer()))
+
+
+def test_accuracy_by_groups_and_checks_lengths():
+    from utils.measure import accuracy_by
+
+    problems = make_problems(6, "eval", seed=0)
+    levels = [p.difficulty for p in problems]
+    a = [True, False, True, True, False, False]
+    table = accuracy_by(problems, {"a": a, "b": [not x for x in a]}, key=lambda p: p.difficulty)
+    for level in set(levels):
+        picked = [x for x, lv in zip(a, levels) if lv == level]
+        assert table.loc[level, "a"] == pytest.approx(sum(picked) / len(picked))
+        assert table.loc[level, "b"] == pytest.approx(1 - sum(picked) / len(picked))
+        assert table.loc[level, "n"] == len(picked)
+    with pytest.raises(ValueError, match="verdicts"):
+        accuracy_by(problems, {"a": a[:-1]}, key=lambda p: p.difficulty)
+
+
+def test_interleaved_latency_times_every_model_on_the_same_prompts(models, char_tokenizer, monkeypatch):
+    import utils.measure as measure
+
+    seen = []
+    real_generate = measure.generate
+
+    def spy(model, tokenizer, prompts, **kw):
+        seen.append((model, tuple(prompts)))
+        return real_generate(model, tokenizer, prompts, **kw)
+
+    monkeypatch.setattr(measure, "generate", spy)
+    problems = make_problems(3, "eval", seed=0)
+    ms = measure.interleaved_latency_ms({"t": (models["teacher"], char_tokenizer),
+                                         "s": (models["student"], char_tokenizer)}, problems, 4, n=3)
+    assert set(ms) == {"t", "s"} and all(v > 0 for v in ms.values())
+    timed = seen[2:]  # after one warm-up answer each
+    assert [m for m, _ in timed] == [models["teacher"], models["student"]] * 3  # in turns
+    assert [p for _, p in timed] == [(q.prompt,) for q in problems for _ in range(2)]
+    with pytest.raises(ValueError):
+        measure.interleaved_latency_ms({"t": (models["teacher"], char_tokenizer)}, problems, 4, n=0)

@@ -81,3 +81,26 @@ def test_build_is_seeded(char_tokenizer):
     c = build_causal_lm(size, char_tokenizer, seed=2).state_dict()
     key = "model.layers.0.mlp.up_proj.weight"
     assert torch.equal(a[key], b[key]) and not torch.equal(a[key], c[key])
+
+
+def test_copy_model_is_independent_even_after_a_trl_trainer(char_tokenizer):
+    """TRL patches model.forward during training; a copy must still run its own weights."""
+    import torch
+
+    from utils.config import ModelSize
+    from utils.models import build_causal_lm, copy_model
+    from utils.sft import to_sft_dataset, train_sft
+    from utils.tasks import make_problems
+
+    model = build_causal_lm(ModelSize(32, 1, 2, 64), char_tokenizer, seed=0)
+    train_sft(model, char_tokenizer, to_sft_dataset(make_problems(16, "train", seed=0)), steps=1, lr=1e-3,
+              batch_size=8, seed=0, progress=False)
+    clone = copy_model(model)
+    x = char_tokenizer(["Q:12+34="], return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        before = model(**x).logits
+        assert torch.equal(clone(**x).logits, before)
+        for p in clone.parameters():
+            p.add_(0.1)
+        assert not torch.allclose(clone(**x).logits, before)  # the copy answers with its own weights
+        assert torch.equal(model(**x).logits, before)          # and the original is untouched

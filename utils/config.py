@@ -97,6 +97,7 @@ class Profile:
     # --- notebook 04: the student ------------------------------------------------------
     student_sft_steps: int = 250
     student_lr: float = 2e-3
+    onpolicy_steps: int = 20                 # optional cell: SFT vs on-policy distillation, same budget (0: skip)
     # --- notebook 05: serving ----------------------------------------------------------
     serve_max_new_tokens: int = 64
     serve_concurrency: int = 4               # generations running at once (Gradio queue workers)

@@ -72,7 +72,7 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
             num_generations=prof.num_generations, max_completion_length=prof.max_new_tokens,
             temperature=1.0, beta=prof.kl_beta, logging_steps=1, save_strategy="no",
             report_to="none", seed=run.seed, use_cpu=run.device == "cpu", bf16=False,
-            gradient_checkpointing=False, disable_tqdm=not progress)
+            activation_checkpointing=False, disable_tqdm=not progress)
         trainer = GRPOTrainer(model=policy, reward_funcs=[accuracy_reward, format_reward], args=args,
                               train_dataset=dataset, processing_class=tokenizer, callbacks=[callback])
         start = time.perf_counter()

@@ -13,6 +13,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,16 +21,35 @@ from .generation import generate
 from .models import weights_bytes
 from .tasks import Problem
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def latency_ms(model, tokenizer, problems: Sequence[Problem], max_new_tokens: int, n: int = 30) -> float:
     """Median wall time of one greedy answer at batch 1, in milliseconds."""
-    times = []
-    generate(model, tokenizer, [problems[0].prompt], max_new_tokens=max_new_tokens, batch_size=1)  # warm-up
+    return interleaved_latency_ms({"model": (model, tokenizer)}, problems, max_new_tokens, n)["model"]
+
+
+def interleaved_latency_ms(models: dict[str, tuple], problems: Sequence[Problem], max_new_tokens: int,
+                           n: int = 30) -> dict[str, float]:
+    """Median batch-1 greedy answer time of several models, in ms, timed *in turns*.
+
+    ``models`` maps a name to ``(model, tokenizer)``. For each of the first ``n`` problems every
+    model answers once, one after the other, so a slow moment of the machine (another process,
+    a frequency change) lands on all of them instead of on whichever was measured then: the
+    ratio between models is what we report, and this keeps it steady. One warm-up answer each.
+    """
+    if n <= 0 or not problems:
+        raise ValueError("need n > 0 and at least one problem")
+    for model, tokenizer in models.values():  # warm-up
+        generate(model, tokenizer, [problems[0].prompt], max_new_tokens=max_new_tokens, batch_size=1)
+    times: dict[str, list[float]] = {name: [] for name in models}
     for p in problems[:n]:
-        start = time.perf_counter()
-        generate(model, tokenizer, [p.prompt], max_new_tokens=max_new_tokens, batch_size=1)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        for name, (model, tokenizer) in models.items():
+            start = time.perf_counter()
+            generate(model, tokenizer, [p.prompt], max_new_tokens=max_new_tokens, batch_size=1)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def batched_tokens_per_s(model, tokenizer, problems: Sequence[Problem], max_new_tokens: int,
@@ -65,3 +85,22 @@ def peak_generation_memory_mb(model, tokenizer, prompts: Sequence[str], max_new_
 def disk_mb(path: str | Path) -> float:
     """Size of the model's weight files (safetensors) in MB."""
     return sum(f.stat().st_size for f in Path(path).glob("*.safetensors")) / 2**20
+
+
+def accuracy_by(problems: Sequence[Problem], correct: dict[str, Sequence[bool]], key) -> pd.DataFrame:
+    """Accuracy of several models per group of problems, e.g. ``key=lambda p: p.difficulty``.
+
+    ``correct`` maps a model's name to its per-problem verdicts (in ``problems``' order).
+    Returns a DataFrame: one row per group (sorted), one column per model, plus ``n``.
+    """
+    import pandas as pd
+
+    for name, verdicts in correct.items():
+        if len(verdicts) != len(problems):
+            raise ValueError(f"{name}: {len(verdicts)} verdicts for {len(problems)} problems")
+    groups = [key(p) for p in problems]
+    frame = pd.DataFrame({"group": groups, **{name: [bool(v) for v in vs] for name, vs in correct.items()}})
+    table = frame.groupby("group").mean()
+    table["n"] = frame.groupby("group").size()
+    table.index.name = None
+    return table.sort_index()

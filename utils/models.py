@@ -105,6 +105,23 @@ def merge_lora(model: PreTrainedModel) -> PreTrainedModel:
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
 
+def copy_model(model: PreTrainedModel) -> PreTrainedModel:
+    """An independent copy of ``model``: same class, config and weights, its own ``forward``.
+
+    Not ``copy.deepcopy``: TRL's trainers patch ``model.forward`` in place with a fused LM head
+    whose closure holds the *original* model, and a deep copy keeps that closure – the copy
+    would train its own weights but answer with the original's (measured: its outputs did not
+    move when its weights did). Rebuilding from the config and loading the state dict avoids it.
+    """
+    import copy
+
+    param = next(model.parameters())
+    clone = type(model)(copy.deepcopy(model.config))
+    clone.load_state_dict(model.state_dict())
+    clone.generation_config = copy.deepcopy(model.generation_config)
+    return clone.to(device=param.device, dtype=param.dtype).train(model.training)
+
+
 def count_params(model: torch.nn.Module) -> int:
     """Number of distinct parameters (tied embeddings counted once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

@@ -95,7 +95,7 @@ def train_reward_model(run: Run, *, progress: bool = True) -> dict:
                             learning_rate=prof.rm_lr, lr_scheduler_type="cosine", warmup_steps=0.05,
                             logging_steps=max(1, prof.rm_steps // 10), save_strategy="no",
                             report_to="none", seed=run.seed, use_cpu=run.device == "cpu",
-                            bf16=False, gradient_checkpointing=False, max_length=prof.rm_max_length,
+                            bf16=False, activation_checkpointing=False, max_length=prof.rm_max_length,
                             disable_tqdm=not progress)
         trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(train),
                                 processing_class=rm_tokenizer)

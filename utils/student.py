@@ -72,6 +72,89 @@ def save_student(run: Run, model, tokenizer, ev: EvalResult, arm: str) -> None:
                         metrics={"acc": ev.accuracy, "acc_per_family": ev.per_family})
 
 
+def shares_vocabulary(tokenizer_a, tokenizer_b) -> bool:
+    """True when both tokenizers give every token the same id.
+
+    Logit (knowledge) distillation compares two next-token distributions position by position,
+    so it needs this; data distillation only passes *text* and needs nothing in common.
+    """
+    return tokenizer_a.get_vocab() == tokenizer_b.get_vocab()
+
+
+def onpolicy_distill(run: Run, student_model, teacher_model, tokenizer, prompts: list[str], *,
+                     steps: int, lr: float, batch_size: int, beta: float = 1.0,
+                     progress: bool = True) -> dict:
+    """On-policy distillation with TRL's ``DistillationTrainer``; trains ``student_model`` in place.
+
+    Each step the *student* samples a completion for ``batch_size`` prompts, and the teacher
+    scores every token of it with its logits. The loss is the generalised Jensen-Shannon
+    divergence between the two next-token distributions on the student's own tokens; with
+    ``beta = 1`` it is the reverse KL, KL(student ‖ teacher), summed over the vocabulary:
+
+        L = Σ_t Σ_v π_s(v | y_<t) · (log π_s(v | y_<t) − log π_t(v | y_<t)),  y ~ π_s
+
+    It needs prompts only – no chains of thought, no verifier – but a shared vocabulary.
+    Returns ``{"seconds", "log"}``.
+    """
+    import tempfile
+    import time
+
+    from datasets import Dataset
+    from trl import DistillationConfig, DistillationTrainer
+
+    if teacher_model.config.vocab_size != student_model.config.vocab_size:
+        raise ValueError("On-policy distillation needs a shared vocabulary: the teacher has "
+                         f"{teacher_model.config.vocab_size} tokens, the student "
+                         f"{student_model.config.vocab_size}. Data distillation (SFT on text) does not.")
+    if steps <= 0:
+        raise ValueError("steps must be positive")
+    dataset = Dataset.from_list([{"prompt": p} for p in prompts])
+    with tempfile.TemporaryDirectory() as out:
+        args = DistillationConfig(
+            output_dir=out, max_steps=steps, learning_rate=lr, lr_scheduler_type="constant",
+            per_device_train_batch_size=batch_size, max_completion_length=run.profile.max_new_tokens,
+            temperature=1.0, beta=beta, logging_steps=1, save_strategy="no", report_to="none",
+            seed=run.seed, use_cpu=run.device == "cpu", bf16=False, activation_checkpointing=False,
+            disable_tqdm=not progress)
+        trainer = DistillationTrainer(model=student_model, teacher_model=teacher_model, args=args,
+                                      train_dataset=dataset, processing_class=tokenizer)
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    student_model.eval()
+    return {"seconds": seconds, "log": trainer.state.log_history}
+
+
+def compare_onpolicy(run: Run, base_student, teacher_model, tokenizer, sft_rows: list[dict],
+                     prompts: list[str], *, steps: int, lr: float, batch_size: int,
+                     progress: bool = True) -> dict:
+    """Same start, same budget: more SFT on the distilled data vs on-policy distillation.
+
+    Both arms start from a copy of ``base_student`` and take ``steps`` optimiser steps of
+    ``batch_size`` sequences at a constant ``lr``: SFT reads the teacher's filtered chains of
+    thought, on-policy distillation samples its own and is graded by the teacher's logits.
+    Returns ``{arm: {"accuracy", "seconds"}}`` for ``start``, ``sft`` and ``onpolicy``.
+    """
+    from .models import copy_model
+    from .teacher import eval_problems
+
+    evals, max_new = eval_problems(run), run.profile.max_new_tokens
+    out = {"start": {"accuracy": evaluate(base_student, tokenizer, evals, max_new_tokens=max_new).accuracy,
+                     "seconds": 0.0}}
+    sft_student = copy_model(base_student)
+    sft = train_sft(sft_student, tokenizer, to_sft_dataset(sft_rows, seed=run.seed), steps=steps, lr=lr,
+                    batch_size=batch_size, seed=run.seed, scheduler="constant", warmup_ratio=0.0,
+                    max_length=run.profile.sft_max_length, progress=progress)
+    out["sft"] = {"accuracy": evaluate(sft_student, tokenizer, evals, max_new_tokens=max_new).accuracy,
+                  "seconds": sft.seconds}
+    op_student = copy_model(base_student)
+    op = onpolicy_distill(run, op_student, teacher_model, tokenizer, prompts, steps=steps, lr=lr,
+                          batch_size=batch_size, progress=progress)
+    out["onpolicy"] = {"accuracy": evaluate(op_student, tokenizer, evals, max_new_tokens=max_new).accuracy,
+                       "seconds": op["seconds"]}
+    return out
+
+
 def build_student(run: Run) -> None:
     """Notebook 04 without the notebook: train on the filtered data and save ``student``."""
     model, _, ev = train_student(run, ablation_rows(run)["filtered"])
