@@ -60,3 +60,18 @@ def test_results_deep_merge(artifacts_tmp):
     assert res == {"teacher": {"acc_sft": 0.5, "acc_ppo": 0.7}, "wall_s": {"01": 3.0, "02": 9.0}}
     table = artifacts.format_results(res)
     assert "teacher.acc_ppo" in table and "wall_s.02" in table
+
+
+def test_teacher_vs_student_table():
+    from utils.artifacts import format_teacher_vs_student
+
+    assert format_teacher_vs_student({}) is None
+    assert format_teacher_vs_student({"teacher": {"params": 100}}) is None  # before notebook 04
+    results = {"teacher": {"params": 1000, "acc": 0.5}, "student": {"params": 200, "arm": "filtered",
+                                                                     "acc_filtered": 0.4, "acc_unfiltered": 0.1},
+               "latency_ms": {"teacher": 100.0, "student": 40.0}}
+    lines = format_teacher_vs_student(results).splitlines()
+    assert len(lines) == 4  # header + the three quantities both models have
+    assert lines[1].split()[-3:] == ["1,000", "200", "20.0%"]
+    assert lines[2].split()[-3:] == ["50.0%", "40.0%", "80.0%"]  # the saved arm's accuracy
+    assert lines[3].split()[-3:] == ["100.0", "40.0", "40.0%"]

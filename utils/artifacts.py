@@ -171,3 +171,26 @@ def format_results(results: dict[str, Any]) -> str:
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
         lines.append(f"{key.ljust(width)}  {shown}")
     return "\n".join(lines)
+
+
+def format_teacher_vs_student(results: dict[str, Any]) -> str | None:
+    """Notebook 04's teacher-vs-student table from ``results.json``, or None before notebook 04 ran.
+
+    One row per measured quantity, with the student/teacher ratio (the article's claims are
+    ratios: ~20 % of the parameters, > 85 % of the accuracy, 60 % lower latency, 1/5 of the memory).
+    """
+    teacher, student = results.get("teacher", {}), results.get("student", {})
+    rows = [("parameters", teacher.get("params"), student.get("params"), "{:,.0f}"),
+            ("eval accuracy", teacher.get("acc"), student.get("acc_" + str(student.get("arm"))), "{:.1%}"),
+            ("latency, batch 1 (ms)", results.get("latency_ms", {}).get("teacher"),
+             results.get("latency_ms", {}).get("student"), "{:.1f}"),
+            ("peak generation memory (MB)", results.get("peak_memory_mb", {}).get("teacher"),
+             results.get("peak_memory_mb", {}).get("student"), "{:.2f}")]
+    rows = [r for r in rows if r[1] is not None and r[2] is not None]
+    if not rows:
+        return None
+    lines = [f"{'':28}  {'teacher':>10}  {'student':>10}  student/teacher"]
+    for name, t, s, fmt in rows:
+        ratio = f"{s / t:.1%}" if t else "n/a"
+        lines.append(f"{name:28}  {fmt.format(t):>10}  {fmt.format(s):>10}  {ratio}")
+    return "\n".join(lines)

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .artifacts import REPO_ROOT, format_results, load_results, update_results
+from .artifacts import REPO_ROOT, format_results, format_teacher_vs_student, load_results, update_results
 from .config import get_profile, set_offline_env
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     results = load_results(args.profile)
     print(f"\nResults – artifacts/{args.profile}/results.json")
     print(format_results(results))
+    table = format_teacher_vs_student(results)
+    if table:
+        print("\nTeacher vs student (notebook 04)")
+        print(table)
     return 0
 
 
