@@ -62,8 +62,8 @@ class SFTResult:
 def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Dataset, *,
               steps: int, lr: float, batch_size: int, seed: int, warmup_ratio: float = 0.05,
               scheduler: str = "cosine", curriculum: bool = False, packing: bool = False,
-              packing_strategy: str = "bfd", max_length: int = 128, eval_fn: Callable[[PreTrainedModel], float] | None = None,
-              eval_every: int = 0, bf16: bool = False, fp16: bool = False,
+              packing_strategy: str = "bfd", max_length: int = 128,
+              eval_fn: Callable[[PreTrainedModel], float] | None = None, eval_every: int = 0, bf16: bool = False, fp16: bool = False,
               progress: bool = True) -> SFTResult:
     """Fine-tune ``model`` in place on ``dataset`` for ``steps`` optimiser steps.
 

@@ -93,7 +93,8 @@ def onpolicy_distill(run: Run, student_model, teacher_model, tokenizer, prompts:
 
         L = Σ_t Σ_v π_s(v | y_<t) · (log π_s(v | y_<t) − log π_t(v | y_<t)),  y ~ π_s
 
-    It needs prompts only – no chains of thought, no verifier – but a shared vocabulary.
+    It needs prompts only – no chains of thought, no verifier – but a shared vocabulary
+    (``DistillationTrainer`` raises a ``ValueError`` when the vocabulary sizes differ).
     Returns ``{"seconds", "log"}``.
     """
     import tempfile
@@ -102,10 +103,6 @@ def onpolicy_distill(run: Run, student_model, teacher_model, tokenizer, prompts:
     from datasets import Dataset
     from trl import DistillationConfig, DistillationTrainer
 
-    if teacher_model.config.vocab_size != student_model.config.vocab_size:
-        raise ValueError("On-policy distillation needs a shared vocabulary: the teacher has "
-                         f"{teacher_model.config.vocab_size} tokens, the student "
-                         f"{student_model.config.vocab_size}. Data distillation (SFT on text) does not.")
     if steps <= 0:
         raise ValueError("steps must be positive")
     dataset = Dataset.from_list([{"prompt": p} for p in prompts])
@@ -138,20 +135,21 @@ def compare_onpolicy(run: Run, base_student, teacher_model, tokenizer, sft_rows:
     from .models import copy_model
     from .teacher import eval_problems
 
-    evals, max_new = eval_problems(run), run.profile.max_new_tokens
-    out = {"start": {"accuracy": evaluate(base_student, tokenizer, evals, max_new_tokens=max_new).accuracy,
-                     "seconds": 0.0}}
+    evals = eval_problems(run)
+
+    def accuracy(model) -> float:
+        return evaluate(model, tokenizer, evals, max_new_tokens=run.profile.max_new_tokens).accuracy
+
+    out = {"start": {"accuracy": accuracy(base_student), "seconds": 0.0}}
     sft_student = copy_model(base_student)
     sft = train_sft(sft_student, tokenizer, to_sft_dataset(sft_rows, seed=run.seed), steps=steps, lr=lr,
                     batch_size=batch_size, seed=run.seed, scheduler="constant", warmup_ratio=0.0,
                     max_length=run.profile.sft_max_length, progress=progress)
-    out["sft"] = {"accuracy": evaluate(sft_student, tokenizer, evals, max_new_tokens=max_new).accuracy,
-                  "seconds": sft.seconds}
+    out["sft"] = {"accuracy": accuracy(sft_student), "seconds": sft.seconds}
     op_student = copy_model(base_student)
     op = onpolicy_distill(run, op_student, teacher_model, tokenizer, prompts, steps=steps, lr=lr,
                           batch_size=batch_size, progress=progress)
-    out["onpolicy"] = {"accuracy": evaluate(op_student, tokenizer, evals, max_new_tokens=max_new).accuracy,
-                       "seconds": op["seconds"]}
+    out["onpolicy"] = {"accuracy": accuracy(op_student), "seconds": op["seconds"]}
     return out
 
 
