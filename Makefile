@@ -1,11 +1,13 @@
 # R1 Distill Lab – the README's commands. Everything runs in ./.venv, created on first use.
 #   make run   [PROFILE=tiny] [SEED=0]   execute every notebook headless, print the results table
 #   make test                           unit tests + nbval over every notebook (what CI runs)
+#   make study [SEEDS="0 1 2"]          the whole series once per seed, mean ± sd table (into README.md)
 #   make bench                          benchmarks (ratios measured in one run)
 #   make colab-dryrun                   the colab profile's code path, offline on the CPU, with local stand-ins
 #   make lab                            JupyterLab on 127.0.0.1
 PROFILE ?= tiny
 SEED ?= 0
+SEEDS ?= 0 1 2
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -16,7 +18,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 export PYTHONWARNINGS := ignore
 
-.PHONY: setup run test unit bench lab browser badges gpu-check colab-dryrun clean
+.PHONY: setup run study test unit bench lab browser badges gpu-check colab-dryrun clean
 
 setup: $(STAMP)
 
@@ -30,6 +32,10 @@ $(STAMP): pyproject.toml
 
 run: setup
 	R1LAB_PROFILE=$(PROFILE) R1LAB_SEED=$(SEED) $(PY) -m utils.runner --profile $(PROFILE) --seed $(SEED)
+
+# The whole series once per seed, each seed in artifacts/study/seed<N>; summary in artifacts/study/summary.md.
+study: setup
+	$(PY) -m utils.study --seeds $(SEEDS) --profile $(PROFILE)
 
 # Headless Chromium for the browser test of notebook 05 (Debian packages; skipped if unavailable).
 browser:

@@ -49,11 +49,11 @@ def test_gsm8k_sample_is_split_into_disjoint_files(gsm8k_dir):
     assert sorted(train + test) == sorted(line for line in FIXTURE.read_text().splitlines() if line)
 
 
-def test_train_and_eval_problems_come_from_gsm8k(gsm8k_dir):
-    from utils.teacher import eval_problems, train_problems
+def test_train_and_test_problems_come_from_gsm8k(gsm8k_dir):
+    from utils.teacher import test_problems, train_problems
 
-    prof = PROFILES["colab"].replace(data_path=str(gsm8k_dir), n_train=20, n_eval=5)
-    train, evals = train_problems(make_run(prof)), eval_problems(make_run(prof))
+    prof = PROFILES["colab"].replace(data_path=str(gsm8k_dir), n_train=20, n_val=8, n_test=5)
+    train, evals = train_problems(make_run(prof)), test_problems(make_run(prof))
     assert (len(train), len(evals)) == (20, 5)
     assert {p.family for p in train + evals} == {"gsm8k"}
     assert not {p.prompt for p in train} & {p.prompt for p in evals}
@@ -61,25 +61,36 @@ def test_train_and_eval_problems_come_from_gsm8k(gsm8k_dir):
     assert evals[0].answer == "18"  # the test file starts with Janet's ducks
 
 
-def test_train_order_depends_on_the_seed_eval_does_not(gsm8k_dir):
-    from utils.teacher import eval_problems, train_problems
+def test_gsm8k_validation_is_carved_from_train_and_fixed_across_seeds(gsm8k_dir):
+    from utils.teacher import train_problems, val_problems
 
-    prof = PROFILES["colab"].replace(data_path=str(gsm8k_dir))
+    prof = PROFILES["colab"].replace(data_path=str(gsm8k_dir), n_val=8)
+    val0, val1 = val_problems(make_run(prof, 0)), val_problems(make_run(prof, 1))
+    assert len(val0) == 8 and val0 == val1
+    for seed in (0, 1):
+        train = train_problems(make_run(prof, seed))
+        assert len(train) == 24 and not {p.prompt for p in train} & {p.prompt for p in val0}
+
+
+def test_train_order_depends_on_the_seed_eval_does_not(gsm8k_dir):
+    from utils.teacher import test_problems, train_problems
+
+    prof = PROFILES["colab"].replace(data_path=str(gsm8k_dir), n_val=8)
     a, b = train_problems(make_run(prof, 0)), train_problems(make_run(prof, 1))
     assert [p.prompt for p in a] != [p.prompt for p in b]
     assert sorted(p.prompt for p in a) == sorted(p.prompt for p in b)
     assert train_problems(make_run(prof, 0)) == a
-    assert eval_problems(make_run(prof, 0)) == eval_problems(make_run(prof, 1))
+    assert test_problems(make_run(prof, 0)) == test_problems(make_run(prof, 1))
 
 
 def test_tiny_profile_still_draws_the_task_world():
     from utils.tasks import make_problems
-    from utils.teacher import eval_problems, train_problems
+    from utils.teacher import test_problems, train_problems
 
-    prof = PROFILES["tiny"].replace(n_train=30, n_eval=12)
+    prof = PROFILES["tiny"].replace(n_train=30, n_test=12)
     assert train_problems(make_run(prof, 3)) == make_problems(30, "train", seed=3, families=prof.families,
                                                               difficulties=prof.difficulties)
-    assert eval_problems(make_run(prof)) == make_problems(12, "eval", seed=prof.eval_seed,
+    assert test_problems(make_run(prof)) == make_problems(12, "test", seed=prof.eval_seed,
                                                           families=prof.families, difficulties=prof.difficulties)
 
 
@@ -156,7 +167,7 @@ def test_student_trains_with_its_own_tokenizer(artifacts_tmp, built, gsm8k_dir):
     from utils.tokenizer import load_tokenizer
 
     prof = get_profile("colab-dryrun").replace(student=str(built / "student"), data_path=str(gsm8k_dir),
-                                               student_sft_steps=1, n_eval=2)
+                                               student_sft_steps=1, n_test=2)
     run = make_run(prof)
     rows = [{"prompt": "Q:Tom has 3 apples and buys 4. How many now?\n",
              "completion": "<think>\n3+4=7\n</think>A:7", "difficulty": 1}] * 4
@@ -222,8 +233,8 @@ def test_tokenizers_are_deterministic(gsm8k_dir):
 # ---------------------------------------------------------------------------------------
 
 NAMES = {"name", "data_path", "teacher", "student", "reward_model", "serve_model", "extra", "hub_offline"}
-BUDGETS = {"n_train", "n_eval", "max_new_tokens", "teacher_sft_steps", "rm_prompts", "rm_steps", "rl_steps",
-           "ppo_steps", "grpo_steps", "n_distill_prompts", "student_sft_steps", "serve_max_new_tokens",
+BUDGETS = {"n_train", "n_val", "n_test", "max_new_tokens", "teacher_sft_steps", "rm_prompts", "rm_steps", "rl_steps",
+           "ppo_steps", "grpo_steps", "n_distill_prompts", "student_sft_steps", "student_eval_every", "serve_max_new_tokens",
            "torch_threads", "reward_threshold"}
 
 

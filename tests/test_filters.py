@@ -57,7 +57,7 @@ def test_near_dedup_catches_a_one_character_change_but_keeps_different_problems(
 
 
 def test_decontamination_removes_an_eval_problem_and_its_near_copy(problems):
-    evals = make_problems(50, "eval", seed=0)
+    evals = make_problems(50, "test", seed=0)
     leaked = _row(evals[7])
     near_copy = dict(leaked, prompt=leaked["prompt"] + "")
     clean = [_row(p) for p in problems]
@@ -73,7 +73,7 @@ def test_pipeline_keeps_only_verified_rows_and_counts_every_stage(problems):
                  _row(p, "garbage", sample=2), _row(p, sample=3)]
     score_rows(rows, lambda prompts, completions: [1.0 if "A:77" not in c and "<think>" in c else -1.0
                                                for c in completions])
-    kept, stages = run_filters(rows, make_problems(50, "eval", seed=0), max_per_prompt=2, reward_threshold=0.0)
+    kept, stages = run_filters(rows, make_problems(50, "test", seed=0), max_per_prompt=2, reward_threshold=0.0)
     assert kept and all(r["correct"] for r in kept)
     counts = funnel_counts(stages)
     alls = [c["all"] for c in counts.values()]

@@ -24,7 +24,7 @@ def free_port() -> int:
 # ---------------------------------------------------------------------------------------
 
 def test_solve_recomputes_every_generated_problem():
-    problems = make_problems(150, "eval", seed=3) + make_problems(150, "train", seed=4)
+    problems = make_problems(150, "test", seed=3) + make_problems(150, "train", seed=4)
     assert {p.family for p in problems} == {"add", "arith", "trace", "order"}
     for p in problems:
         # "Q:7+8=" is both a column addition and a one-step arith problem: name the family.
@@ -39,7 +39,7 @@ def test_solve_refuses_what_is_not_a_task_world_problem(prompt):
 
 
 def test_check_answer_uses_the_verifier():
-    p = make_problems(3, "eval", seed=0)[0]
+    p = make_problems(3, "test", seed=0)[0]
     good = serve.check_answer(p.prompt, p.completion)
     assert good["correct"] and good["steps_correct"] and good["reference"] == p.answer
     wrong_answer = p.completion.rsplit("A:", 1)[0] + "A:" + ("Z" if p.family == "order" else "999")

@@ -15,7 +15,7 @@ def models(char_tokenizer):
 
 
 def test_peak_memory_tracks_model_size_and_batch(models, char_tokenizer):
-    prompts = [p.prompt for p in make_problems(4, "eval", seed=0)]
+    prompts = [p.prompt for p in make_problems(4, "test", seed=0)]
     t = peak_generation_memory_mb(models["teacher"], char_tokenizer, prompts[:1], 16)
     s = peak_generation_memory_mb(models["student"], char_tokenizer, prompts[:1], 16)
     t4 = peak_generation_memory_mb(models["teacher"], char_tokenizer, prompts, 16)
@@ -25,7 +25,7 @@ def test_peak_memory_tracks_model_size_and_batch(models, char_tokenizer):
 
 
 def test_latency_and_throughput_are_positive_and_batched_is_faster(models, char_tokenizer):
-    problems = make_problems(32, "eval", seed=0)
+    problems = make_problems(32, "test", seed=0)
     ms = latency_ms(models["student"], char_tokenizer, problems, 8, n=4)
     tps = batched_tokens_per_s(models["student"], char_tokenizer, problems, 8)
     assert ms > 0 and tps > 0
@@ -41,7 +41,7 @@ def test_train_student_learns_something(artifacts_tmp):
     from utils import student
 
     run = setup("tiny", 0, quiet=True)
-    run.profile = run.profile.replace(student_sft_steps=30, n_eval=30)
+    run.profile = run.profile.replace(student_sft_steps=30, n_test=30)
     rows = [p.to_dict() for p in make_problems(200, "train", seed=0)]
     model, sft, ev = student.train_student(run, rows, progress=False)
     assert sft.losses[-1][1] < sft.losses[0][1]
@@ -53,7 +53,7 @@ def test_train_student_learns_something(artifacts_tmp):
 def test_accuracy_by_groups_and_checks_lengths():
     from utils.measure import accuracy_by
 
-    problems = make_problems(6, "eval", seed=0)
+    problems = make_problems(6, "test", seed=0)
     levels = [p.difficulty for p in problems]
     a = [True, False, True, True, False, False]
     table = accuracy_by(problems, {"a": a, "b": [not x for x in a]}, key=lambda p: p.difficulty)
@@ -77,7 +77,7 @@ def test_interleaved_latency_times_every_model_on_the_same_prompts(models, char_
         return real_generate(model, tokenizer, prompts, **kw)
 
     monkeypatch.setattr(measure, "generate", spy)
-    problems = make_problems(3, "eval", seed=0)
+    problems = make_problems(3, "test", seed=0)
     ms = measure.interleaved_latency_ms({"t": (models["teacher"], char_tokenizer),
                                          "s": (models["student"], char_tokenizer)}, problems, 4, n=3)
     assert set(ms) == {"t", "s"} and all(v > 0 for v in ms.values())

@@ -15,7 +15,7 @@ def train():
 
 @pytest.fixture(scope="module")
 def evals():
-    return make_problems(300, "eval", seed=20250122)
+    return make_problems(300, "test", seed=20250122)
 
 
 def test_every_ground_truth_verifies(train, evals):
@@ -68,9 +68,19 @@ def test_wrong_step_with_right_answer_is_caught_by_check_steps():
 
 
 def test_splits_are_disjoint_and_labelled(train, evals):
+    val = make_problems(300, "val", seed=20250122)
     assert not {p.prompt for p in train} & {p.prompt for p in evals}
+    assert not {p.prompt for p in val} & ({p.prompt for p in train} | {p.prompt for p in evals})
     assert all(split_of(p.prompt) == "train" for p in train)
-    assert all(split_of(p.prompt) == "eval" for p in evals)
+    assert all(split_of(p.prompt) == "test" for p in evals)
+    assert all(split_of(p.prompt) == "val" for p in val)
+
+
+def test_split_shares_are_about_six_one_one():
+    counts = {s: 0 for s in ("train", "val", "test")}
+    for a in range(100, 2100):
+        counts[split_of(f"Q:{a}+7=")] += 1
+    assert 0.7 < counts["train"] / 2000 < 0.8 and 0.09 < counts["val"] / 2000 < 0.16 and 0.09 < counts["test"] / 2000 < 0.16
 
 
 def test_deterministic_per_seed():
@@ -99,4 +109,4 @@ def test_bad_input_gives_clear_errors():
     with pytest.raises(ValueError, match="difficulty"):
         generate_problem("arith", 9, random.Random(0))
     with pytest.raises(ValueError, match="split"):
-        make_problems(3, "test", seed=0)
+        make_problems(3, "eval", seed=0)  # the old name: validation and test are named apart

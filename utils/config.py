@@ -61,15 +61,16 @@ class Profile:
     families: tuple[str, ...] = ("add",)
     difficulties: tuple[int, ...] = (1, 2, 3)
     n_train: int = 6000                      # training problems (per run, from `seed`)
-    n_eval: int = 300                        # held-out problems, fixed for every seed
-    eval_seed: int = 20250122                # the eval split never depends on `seed`
+    n_val: int = 200                         # validation problems: every choice is made on these
+    n_test: int = 300                        # test problems: every reported figure, no choice
+    eval_seed: int = 20250122                # validation and test never depend on `seed`
     max_new_tokens: int = 64
     # --- models (notebook 01) ---------------------------------------------------------
     teacher: ModelSize | str = ModelSize(192, 4, 4, 576)
     student: ModelSize | str = ModelSize(96, 3, 2, 288)
     reward_model: ModelSize | str = ModelSize(96, 2, 2, 288)
     # --- notebook 02: teacher warm-up SFT, reward model, PPO, GRPO ---------------------
-    teacher_sft_steps: int = 250
+    teacher_sft_steps: int = 300             # chosen on validation: pass@8 well above pass@1 at every difficulty
     sft_batch_size: int = 64
     sft_lr: float = 1e-3
     sft_scheduler: str = "constant_with_warmup"  # the warm-up is stopped early: no decay to 0
@@ -81,13 +82,22 @@ class Profile:
     rl_steps: int = 40
     ppo_steps: int = 30                      # PPO iterations (rollout + update)
     grpo_steps: int = 30                     # GRPOTrainer steps
-    rl_eval_every: int = 5
-    rl_lr: float = 1e-4
-    rl_batch_prompts: int = 16               # prompts per RL step (x num_generations samples)
+    rl_eval_every: int = 5                   # evaluate on validation, keep the best checkpoint
+    rl_lr: float = 1e-4                      # 3e-4 collapsed the tiny teacher (validation)
+    rl_warmup_steps: int = 3                 # then constant: no decay to 0 within a short run
+    rl_batch_prompts: int = 16               # prompts per GRPO step (x num_generations samples)
     num_generations: int = 4                 # GRPO group size / samples per prompt
     kl_beta: float = 0.05
+    grpo_scale_rewards: str = "batch"        # TRL's "group" inflates tiny reward gaps (Dr. GRPO)
+    grpo_loss_type: str = "grpo"
+    grpo_iterations: int = 2                 # updates per generation batch (PPO's epochs)
+    grpo_format_reward: bool = False         # the warm-up teacher's format is already right
+    ppo_batch: int = 64                      # prompts per PPO rollout (one sample each)
+    ppo_lr: float = 1e-4
+    ppo_lambda: float = 1.0                  # GAE λ = 1: the final reward reaches every token
+    ppo_rm_weight: float = 0.1               # RM as a standardised shaping term beside the verifier
     # --- notebook 03: sampling and filtering -------------------------------------------
-    n_distill_prompts: int = 1500
+    n_distill_prompts: int = 2500            # the article's point is data volume
     samples_per_prompt: int = 4
     temperature: float = 0.6                 # DeepSeek-R1 README's recommendation
     top_p: float = 0.95
@@ -95,7 +105,8 @@ class Profile:
     reward_threshold: float = 0.0
     decontam_unit: str = "char"              # 13-grams of characters (task world) or words (prose: GSM8K)
     # --- notebook 04: the student ------------------------------------------------------
-    student_sft_steps: int = 250
+    student_sft_steps: int = 800             # every arm, the same budget; the best step on validation is kept
+    student_eval_every: int = 100            # validation points on each arm's learning curve
     student_lr: float = 2e-3
     onpolicy_steps: int = 20                 # optional cell: SFT vs on-policy distillation, same budget (0: skip)
     # --- notebook 05: serving ----------------------------------------------------------
@@ -131,7 +142,8 @@ PROFILES: dict[str, Profile] = {
         families=("gsm8k",),
         difficulties=(1,),
         n_train=7473,
-        n_eval=200,
+        n_val=100,                           # carved from GSM8K's train split
+        n_test=200,
         max_new_tokens=384,
         # Teacher: Qwen2.5-1.5B-Instruct. Student: SmolLM2-360M-Instruct – 23 % of the teacher's
         # parameters and a *different tokenizer*: data distillation needs none in common.
@@ -156,6 +168,7 @@ PROFILES: dict[str, Profile] = {
         n_distill_prompts=500,
         decontam_unit="word",                # character 13-grams would drop 97 % of GSM8K's train prompts
         student_sft_steps=300,
+        student_eval_every=100,
         student_lr=1e-4,
         serve_max_new_tokens=2048,
         torch_threads=0,
@@ -174,7 +187,8 @@ PROFILES["colab-dryrun"] = PROFILES["colab"].replace(
     serve_model="teacher",
     hub_offline=True,                        # everything is local
     n_train=32,
-    n_eval=8,
+    n_val=8,
+    n_test=8,
     max_new_tokens=64,                       # room for the stand-in teacher's shortest answers
     teacher_sft_steps=2,
     rm_prompts=16,
@@ -185,6 +199,7 @@ PROFILES["colab-dryrun"] = PROFILES["colab"].replace(
     n_distill_prompts=32,
     reward_threshold=-10.0,                  # a reward model trained for 2 steps scores at random
     student_sft_steps=4,
+    student_eval_every=2,
     serve_max_new_tokens=16,                 # short replies: notebook 05 times a whole one
     torch_threads=1,                         # tiny models gain nothing from more; CI runners are shared
     extra={"standins": True},

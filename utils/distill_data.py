@@ -179,9 +179,10 @@ def run_filters(rows: list[dict], eval_problems: Sequence[Problem], *, max_per_p
     """All stages in order; returns ``(kept, [(stage name, rows after it), …])`` for the funnel."""
     stages = [("generated", rows)]
     stages.append(("format", filter_format(stages[-1][1], max_length)))
+    # Exact copies go first: otherwise they would use up a prompt's quota of m correct samples.
+    stages.append(("exact dedup", dedup_exact(stages[-1][1])))
     stages.append(("verifier (≤ m per prompt)", filter_verifier(stages[-1][1], max_per_prompt)))
     stages.append(("reward threshold", filter_reward(stages[-1][1], reward_threshold)))
-    stages.append(("exact dedup", dedup_exact(stages[-1][1])))
     stages.append(("near-dup (MinHash)", dedup_near(stages[-1][1])))
     stages.append(("decontamination", decontaminate(stages[-1][1], eval_problems, unit=decontam_unit)))
     return stages[-1][1], stages
@@ -266,7 +267,7 @@ def build_distill_data(run: Run, *, progress: bool = True) -> dict:
     from .models import load_model_artifact
     from .pipeline import ensure_reward_model, ensure_teacher
     from .reward import score
-    from .teacher import eval_problems, train_problems
+    from .teacher import test_problems, train_problems, val_problems
 
     prof = run.profile
     ensure_teacher(run)
@@ -278,7 +279,7 @@ def build_distill_data(run: Run, *, progress: bool = True) -> dict:
                                     temperature=prof.temperature, top_p=prof.top_p,
                                     max_new_tokens=prof.max_new_tokens, progress=progress)
     score_rows(rows, lambda p, c: score(rm, rm_tok, p, c))
-    kept, stages = run_filters(rows, eval_problems(run), max_per_prompt=prof.max_correct_per_prompt,
+    kept, stages = run_filters(rows, val_problems(run) + test_problems(run), max_per_prompt=prof.max_correct_per_prompt,
                                reward_threshold=prof.reward_threshold, decontam_unit=prof.decontam_unit)
     counts = funnel_counts(stages)
     card = dataset_card(run, counts, read_manifest(run.name, "teacher"), stats)

@@ -91,3 +91,26 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, problem
         accuracy=sum(correct) / len(correct),
         per_family={f: sum(v) / len(v) for f, v in per_family.items()},
         completions=completions, correct=correct, seconds=seconds, tokens=n_tokens)
+
+
+def pass_at_k(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, problems: Sequence[Problem], *,
+              k: int, max_new_tokens: int, temperature: float = 1.0) -> dict[str, dict[str, float]]:
+    """Greedy pass@1 and sampled pass@k, per difficulty and overall (``"all"``).
+
+    pass@k is the share of problems where at least one of ``k`` samples at ``temperature`` is
+    verified correct: what the model *can* sometimes write. pass@1 (greedy) is what it writes
+    every time. Reinforcement learning turns the first into the second – it can only reinforce
+    what it samples, so pass@k bounds where RL can help.
+    """
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    greedy = evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens).correct
+    samples, _ = generate(model, tokenizer, [p.prompt for p in problems], max_new_tokens=max_new_tokens,
+                          do_sample=True, temperature=temperature, num_return_sequences=k)
+    hit = [any(verify(samples[i * k + j], p.answer) for j in range(k)) for i, p in enumerate(problems)]
+    groups: dict[str, list[int]] = {"all": list(range(len(problems)))}
+    for i, p in enumerate(problems):
+        groups.setdefault(str(p.difficulty), []).append(i)
+    return {name: {"pass@1": sum(greedy[i] for i in idx) / len(idx),
+                   f"pass@{k}": sum(hit[i] for i in idx) / len(idx), "n": len(idx)}
+            for name, idx in sorted(groups.items())}

@@ -29,6 +29,17 @@ def format_reward(completions: list[str], **_) -> list[float]:
     return [0.1 * float(check_format(c)) for c in completions]
 
 
+def zero_variance_share(rewards: list[float], group_size: int) -> float:
+    """Share of groups whose ``group_size`` rewards are all equal (prompt-major order).
+
+    Such a group has zero advantage for every sample – ``r_i - mean(r) = 0`` – so it teaches
+    nothing: all right (too easy) or all wrong (out of reach). The share per step says how much
+    of GRPO's sampling budget is wasted.
+    """
+    groups = [rewards[i:i + group_size] for i in range(0, len(rewards), group_size)]
+    return sum(len(set(g)) == 1 for g in groups) / max(1, len(groups))
+
+
 class _EvalCallback(TrainerCallback):
     """Evaluate every ``every`` steps; keep the best weights (RL swings between checkpoints)."""
 
@@ -56,24 +67,42 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
                progress: bool = True) -> dict:
     """Train ``policy`` in place with TRL's GRPOTrainer; the best evaluated checkpoint is kept.
 
-    Returns ``{"evals", "best", "log", "seconds"}``. Budget: ``profile.grpo_steps`` steps of
-    ``rl_batch_prompts`` prompts × ``num_generations`` samples (pitfall 4 of the field notes:
-    the generation batch must divide by the group size; LR 1e-4, not TRL's 1e-6).
+    Returns ``{"evals", "best", "log", "zero_variance", "seconds"}``. Budget: ``profile.grpo_steps``
+    steps of ``rl_batch_prompts`` prompts × ``num_generations`` samples (pitfall 4 of the field
+    notes: the generation batch must divide by the group size; LR 1e-4, not TRL's 1e-6).
+
+    What held GRPO back on main, and the settings that fix it (measured in notebook 02):
+    TRL decays the LR linearly to 0 unless told otherwise (``constant_with_warmup`` here);
+    per-group scaling inflates a 0.1 format reward in an all-wrong group to a full advantage
+    (``grpo_scale_rewards="batch"``, and the format reward off by default: the warm-up teacher's
+    format is already right); and a group of all-equal rewards teaches nothing (logged as
+    ``zero_variance``).
     """
     from trl import GRPOConfig, GRPOTrainer
 
     prof = run.profile
     dataset = Dataset.from_list([{"prompt": p.prompt, "answer": p.answer} for p in problems])
     callback = _EvalCallback(eval_fn, eval_every)
+    zero_variance: list[float] = []   # per generation batch: groups whose accuracy rewards are all equal
+
+    def accuracy(completions, answer, **_):
+        rewards = accuracy_reward(completions, answer)
+        zero_variance.append(zero_variance_share(rewards, prof.num_generations))
+        return rewards
+    accuracy.__name__ = "accuracy_reward"  # TRL logs each reward under its function's name
+    reward_funcs = [accuracy] + ([format_reward] if prof.grpo_format_reward else [])
     with tempfile.TemporaryDirectory() as out:
         args = GRPOConfig(
             output_dir=out, max_steps=prof.grpo_steps, learning_rate=prof.rl_lr,
+            lr_scheduler_type="constant_with_warmup", warmup_steps=prof.rl_warmup_steps,
             per_device_train_batch_size=prof.rl_batch_prompts * prof.num_generations,
             num_generations=prof.num_generations, max_completion_length=prof.max_new_tokens,
+            scale_rewards=prof.grpo_scale_rewards, loss_type=prof.grpo_loss_type,
+            num_iterations=prof.grpo_iterations,
             temperature=1.0, beta=prof.kl_beta, logging_steps=1, save_strategy="no",
             report_to="none", seed=run.seed, use_cpu=run.device == "cpu", bf16=False,
             activation_checkpointing=False, disable_tqdm=not progress)
-        trainer = GRPOTrainer(model=policy, reward_funcs=[accuracy_reward, format_reward], args=args,
+        trainer = GRPOTrainer(model=policy, reward_funcs=reward_funcs, args=args,
                               train_dataset=dataset, processing_class=tokenizer, callbacks=[callback])
         start = time.perf_counter()
         trainer.train()
@@ -82,4 +111,4 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
         policy.load_state_dict(callback.best_state)
     policy.eval()
     return {"evals": callback.evals, "best": callback.best, "log": trainer.state.log_history,
-            "seconds": seconds}
+            "zero_variance": zero_variance, "seconds": seconds}

@@ -231,12 +231,17 @@ def ppo_update(policy, value_model, optimizer, r: Rollout, cfg: PPOConfig) -> di
 
 def train_ppo(policy, ref_model, value_model, tokenizer, prompts: list[str], *, steps: int,
               batch_prompts: int, lr: float, max_new_tokens: int, reward_fn, cfg: PPOConfig | None = None,
-              eval_fn=None, eval_every: int = 0, seed: int = 0, progress: bool = True) -> dict:
+              warmup_steps: int = 0, eval_fn=None, eval_every: int = 0, seed: int = 0,
+              progress: bool = True) -> dict:
     """The PPO loop: ``steps`` iterations of rollout → :func:`ppo_update` on ``batch_prompts`` prompts.
 
     ``eval_fn(policy) -> float`` is called every ``eval_every`` steps; the best-scoring policy
     weights are kept (RL on tiny models swings between nearby checkpoints) and restored at the end.
-    Returns ``{"history": [...per-step stats...], "evals": [(step, acc)], "best": (step, acc), "seconds"}``.
+    The learning rate rises linearly over ``warmup_steps`` iterations, then stays constant: a fresh
+    Adam's first updates are as large as ``lr`` whatever the gradient, a jolt to a trained policy.
+    Returns ``{"history": [...per-step stats...], "evals": [(step, acc)], "best": (step, acc),
+    "last_rollout": [{prompt, completion, score}, ...], "seconds"}`` (the last rollout shows what
+    the policy writes to please its reward).
     """
     from tqdm.auto import tqdm
 
@@ -244,6 +249,7 @@ def train_ppo(policy, ref_model, value_model, tokenizer, prompts: list[str], *, 
     g = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW([p for p in list(policy.parameters()) + list(value_model.parameters())
                                    if p.requires_grad], lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (i + 1) / (warmup_steps + 1)))
     history, evals = [], []
     best = (0, eval_fn(policy)) if eval_fn else (0, float("nan"))
     evals.append(best)
@@ -254,6 +260,7 @@ def train_ppo(policy, ref_model, value_model, tokenizer, prompts: list[str], *, 
         r = rollout(policy, ref_model, value_model, tokenizer, [prompts[i] for i in idx],
                     max_new_tokens=max_new_tokens, reward_fn=reward_fn)
         stats = ppo_update(policy, value_model, optimizer, r, cfg)
+        schedule.step()
         stats["step"] = step
         history.append(stats)
         if eval_fn and eval_every and (step % eval_every == 0 or step == steps):
@@ -264,4 +271,7 @@ def train_ppo(policy, ref_model, value_model, tokenizer, prompts: list[str], *, 
                 best_state = {k: v.detach().clone() for k, v in policy.state_dict().items()}
     policy.load_state_dict(best_state)
     policy.eval()
-    return {"history": history, "evals": evals, "best": best, "seconds": time.perf_counter() - start}
+    last = [{"prompt": p, "completion": c, "score": float(s)}
+            for p, c, s in zip([prompts[i] for i in idx], r.completions, r.scores)]
+    return {"history": history, "evals": evals, "best": best, "last_rollout": last,
+            "seconds": time.perf_counter() - start}

@@ -171,7 +171,7 @@ def example_prompts(profile: Profile, difficulty: int = 2) -> list[str]:
 
         return [p.prompt.strip() for p in load_problems(profile.data_path, "test")[:3]]
     families = [f for f in profile.families if f in FAMILIES] or list(FAMILIES)
-    problems = make_problems(len(families), "eval", seed=profile.eval_seed, families=families,
+    problems = make_problems(len(families), "test", seed=profile.eval_seed, families=families,
                              difficulties=(difficulty,))
     return [p.prompt for p in problems]
 

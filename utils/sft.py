@@ -39,14 +39,22 @@ def to_sft_dataset(rows: Sequence[Problem | dict[str, Any]], *, curriculum: bool
 
 
 class _EvalEvery(TrainerCallback):
-    """Calls ``eval_fn(model)`` every ``every`` steps and at the end; stores the history."""
+    """Calls ``eval_fn(model)`` every ``every`` steps and at the end; stores the history and,
+    with ``keep_best``, a copy of the best-scoring weights."""
 
-    def __init__(self, eval_fn: Callable[[PreTrainedModel], float], every: int, history: list):
-        self.eval_fn, self.every, self.history = eval_fn, every, history
+    def __init__(self, eval_fn: Callable[[PreTrainedModel], float], every: int, history: list,
+                 keep_best: bool = False):
+        self.eval_fn, self.every, self.history, self.keep_best = eval_fn, every, history, keep_best
+        self.best_state, self.best = None, float("-inf")
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every == 0 or state.global_step == state.max_steps:
-            self.history.append((state.global_step, self.eval_fn(model)))
+            score = self.eval_fn(model)
+            model.train()
+            self.history.append((state.global_step, score))
+            if self.keep_best and score > self.best:
+                self.best = score
+                self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 @dataclass
@@ -63,7 +71,8 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
               steps: int, lr: float, batch_size: int, seed: int, warmup_ratio: float = 0.05,
               scheduler: str = "cosine", curriculum: bool = False, packing: bool = False,
               packing_strategy: str = "bfd", max_length: int = 128,
-              eval_fn: Callable[[PreTrainedModel], float] | None = None, eval_every: int = 0, bf16: bool = False, fp16: bool = False,
+              eval_fn: Callable[[PreTrainedModel], float] | None = None, eval_every: int = 0,
+              keep_best: bool = False, bf16: bool = False, fp16: bool = False,
               progress: bool = True) -> SFTResult:
     """Fine-tune ``model`` in place on ``dataset`` for ``steps`` optimiser steps.
 
@@ -78,6 +87,8 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
       SDPA (CPU) attention becomes quadratic in the whole batch, and it is several times slower
       (``make bench`` measures it). ``"wrapped"`` cuts the token stream into ``max_length``
       rows, cheap everywhere, but an example may attend to the end of the previous one;
+    * ``eval_fn`` every ``eval_every`` steps gives a curve (on validation); with ``keep_best``
+      the best-scoring weights are restored at the end (early stopping chosen on validation);
     * on a GPU, pass ``bf16``/``fp16`` for mixed precision; on CPU both stay off.
 
     The same function runs under ``accelerate launch`` on several GPUs (see ``utils.cli``).
@@ -118,12 +129,14 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
             dataset_num_proc=None,
         )
         history: list[tuple[int, float]] = []
-        callbacks = [_EvalEvery(eval_fn, eval_every, history)] if eval_fn and eval_every else []
+        callbacks = [_EvalEvery(eval_fn, eval_every, history, keep_best)] if eval_fn and eval_every else []
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,
                              processing_class=tokenizer, callbacks=callbacks)
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
+    if callbacks and callbacks[0].best_state is not None:
+        model.load_state_dict(callbacks[0].best_state)
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     # Real (non-padding) tokens trained on, as TRL logs them.
     n_tokens = trainer.state.num_input_tokens_seen or max(

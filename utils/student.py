@@ -36,24 +36,31 @@ def ablation_rows(run: Run) -> dict[str, list[dict]]:
 
 def train_student(run: Run, rows: list[dict], *, curriculum: bool = False, packing: bool = False,
                   progress: bool = True) -> tuple[object, SFTResult, EvalResult]:
-    """Build the student, fine-tune it on ``rows``, evaluate it on the eval split.
+    """Build the student, fine-tune it on ``rows``, evaluate it on the test split.
 
+    Every arm gets the same budget, ``student_sft_steps``, long enough to converge: validation
+    accuracy is measured every ``student_eval_every`` steps (the learning curve in
+    ``result.evals``) and the best checkpoint *on validation* is kept – early stopping chosen
+    on validation, so an arm that overfits its few rows is not punished for it. ``result.best``
+    is that checkpoint's validation accuracy; the returned evaluation is on test.
     The student reads the teacher's *text* with its own tokenizer (:func:`student_tokenizer`).
     """
-    from .teacher import eval_problems
+    import torch
+
+    from .teacher import accuracy_on, test_problems, val_problems
 
     prof = run.profile
     tokenizer = student_tokenizer(run)
     model = build_causal_lm(prof.student, tokenizer, seed=run.seed).to(run.device)
     on_gpu = run.device == "cuda"
-    import torch
-
     result = train_sft(model, tokenizer, to_sft_dataset(rows, curriculum=curriculum, seed=run.seed),
                        steps=prof.student_sft_steps, lr=prof.student_lr, batch_size=prof.sft_batch_size,
                        seed=run.seed, curriculum=curriculum, packing=packing, max_length=prof.sft_max_length,
+                       eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens),
+                       eval_every=prof.student_eval_every, keep_best=True,
                        bf16=on_gpu and run.dtype == torch.bfloat16, fp16=on_gpu and run.dtype == torch.float16,
                        progress=progress)
-    ev = evaluate(model, tokenizer, eval_problems(run), max_new_tokens=prof.max_new_tokens)
+    ev = evaluate(model, tokenizer, test_problems(run), max_new_tokens=prof.max_new_tokens)
     return model, result, ev
 
 
@@ -133,9 +140,9 @@ def compare_onpolicy(run: Run, base_student, teacher_model, tokenizer, sft_rows:
     Returns ``{arm: {"accuracy", "seconds"}}`` for ``start``, ``sft`` and ``onpolicy``.
     """
     from .models import copy_model
-    from .teacher import eval_problems
+    from .teacher import test_problems
 
-    evals = eval_problems(run)
+    evals = test_problems(run)
 
     def accuracy(model) -> float:
         return evaluate(model, tokenizer, evals, max_new_tokens=run.profile.max_new_tokens).accuracy
@@ -157,3 +164,8 @@ def build_student(run: Run) -> None:
     """Notebook 04 without the notebook: train on the filtered data and save ``student``."""
     model, _, ev = train_student(run, ablation_rows(run)["filtered"])
     save_student(run, model, student_tokenizer(run), ev, "filtered")
+
+
+def best_val(result: SFTResult) -> float:
+    """The best validation accuracy on an arm's learning curve (the checkpoint that was kept)."""
+    return max(acc for _, acc in result.evals)

@@ -26,8 +26,9 @@ several times more training steps – see the ``tiny`` profile's comment in
 :mod:`utils.config`).
 
 ``difficulty`` (1, 2, 3) sets the number of reasoning steps; notebook 04 uses it for a
-curriculum. The train/eval split is a property of the *prompt* (a hash), so no eval prompt
-can ever appear in training data, whatever seed generated it.
+curriculum. The train/val/test split is a property of the *prompt* (a hash), so no test prompt
+can ever appear in training data, whatever seed generated it; a third split, validation, is
+where every choice is made.
 """
 
 from __future__ import annotations
@@ -182,13 +183,19 @@ def _order(rng: random.Random, difficulty: int) -> Problem:
 GENERATORS = {"add": _add, "arith": _arith, "trace": _trace, "order": _order}
 
 
-def split_of(prompt: str) -> str:
-    """``"eval"`` for about 1 prompt in 8, ``"train"`` otherwise – decided by a hash of the prompt.
+SPLITS = ("train", "val", "test")
 
-    Because the split is a function of the prompt text, train and eval can never overlap.
+
+def split_of(prompt: str) -> str:
+    """``"test"`` for about 1 prompt in 8, ``"val"`` for another 1 in 8, ``"train"`` otherwise –
+    decided by a hash of the prompt.
+
+    Because the split is a function of the prompt text, the three splits can never overlap.
+    *Validation* is where the course makes its choices (checkpoints, arms, thresholds);
+    *test* is only reported on, after every choice is made.
     """
     digest = hashlib.sha256(prompt.encode()).digest()
-    return "eval" if digest[0] % 8 == 0 else "train"
+    return {0: "test", 1: "val"}.get(digest[0] % 8, "train")
 
 
 def generate_problem(family: str, difficulty: int, rng: random.Random) -> Problem:
@@ -202,13 +209,13 @@ def generate_problem(family: str, difficulty: int, rng: random.Random) -> Proble
 
 def make_problems(n: int, split: str, seed: int, families: Sequence[str] = FAMILIES,
                   difficulties: Sequence[int] = DIFFICULTIES, unique: bool = True) -> list[Problem]:
-    """``n`` problems of ``split`` ("train" or "eval"), balanced over families and difficulties.
+    """``n`` problems of ``split`` ("train", "val" or "test"), balanced over families and difficulties.
 
     Deterministic for a given ``seed``. Problems whose prompt hashes to the other split are
     skipped, and duplicates are skipped when ``unique`` (the default).
     """
-    if split not in ("train", "eval"):
-        raise ValueError(f"split must be 'train' or 'eval', got {split!r}.")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
     if n < 0:
         raise ValueError("n must be >= 0")
     rng = random.Random(f"{split}:{seed}")

@@ -16,35 +16,62 @@ from .sft import SFTResult, to_sft_dataset, train_sft
 from .tasks import Problem, make_problems
 
 
+def _gsm8k_train_and_val(p) -> tuple[list[Problem], list[Problem]]:
+    """GSM8K has no validation split: carve ``n_val`` problems out of its train split.
+
+    The carving uses ``eval_seed`` (not the run's seed), so validation is the same for every
+    seed and never overlaps any run's training problems.
+    """
+    from .gsm8k import load_problems
+
+    problems = load_problems(p.data_path, "train")
+    random.Random(p.eval_seed).shuffle(problems)
+    return problems[p.n_val:], problems[: p.n_val]
+
+
 def train_problems(run: Run) -> list[Problem]:
     """The training problems of this run (they depend on ``run.seed``).
 
-    Task world: ``n_train`` problems drawn with the seed. GSM8K (``data_source="gsm8k"``): its
-    train split – from ``data_path``, or the hub – shuffled with the seed, the first ``n_train``.
+    Task world: ``n_train`` problems of the train split, drawn with the seed. GSM8K
+    (``data_source="gsm8k"``): its train split less the validation problems – from
+    ``data_path``, or the hub – shuffled with the seed, the first ``n_train``.
     """
     p = run.profile
     if p.data_source == "gsm8k":
-        from .gsm8k import load_problems
-
-        problems = load_problems(p.data_path, "train")
+        problems, _ = _gsm8k_train_and_val(p)
         random.Random(run.seed).shuffle(problems)
         return problems[: p.n_train]
     return make_problems(p.n_train, "train", seed=run.seed, families=p.families,
                          difficulties=p.difficulties)
 
 
-def eval_problems(run: Run) -> list[Problem]:
-    """The held-out problems every notebook evaluates on (the same for every seed).
+def val_problems(run: Run) -> list[Problem]:
+    """The validation problems: every choice (RL checkpoint, student arm, threshold) is made
+    on these. The same for every seed. GSM8K: ``n_val`` problems carved from its train split."""
+    p = run.profile
+    if p.data_source == "gsm8k":
+        return _gsm8k_train_and_val(p)[1]
+    return make_problems(p.n_val, "val", seed=p.eval_seed, families=p.families,
+                         difficulties=p.difficulties)
 
-    GSM8K: the first ``n_eval`` problems of its test split.
-    """
+
+def test_problems(run: Run) -> list[Problem]:
+    """The test problems every reported figure is measured on – never used to choose anything.
+    The same for every seed. GSM8K: the first ``n_test`` problems of its test split."""
     p = run.profile
     if p.data_source == "gsm8k":
         from .gsm8k import load_problems
 
-        return load_problems(p.data_path, "test")[: p.n_eval]
-    return make_problems(p.n_eval, "eval", seed=p.eval_seed, families=p.families,
+        return load_problems(p.data_path, "test")[: p.n_test]
+    return make_problems(p.n_test, "test", seed=p.eval_seed, families=p.families,
                          difficulties=p.difficulties)
+
+
+def accuracy_on(problems: list[Problem], tokenizer, max_new_tokens: int):
+    """``model -> greedy exact match on problems``: the function RL and SFT evaluate with."""
+    def accuracy(model) -> float:
+        return evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens).accuracy
+    return accuracy
 
 
 def train_teacher_sft(run: Run, *, eval_every: int = 0,
@@ -53,8 +80,8 @@ def train_teacher_sft(run: Run, *, eval_every: int = 0,
     evaluate, save. With ``profile.lora_rank`` only LoRA adapters train; they are merged
     into the weights before the evaluation and the save.
 
-    Saves the ``teacher_sft`` artifact (with its eval accuracy in the manifest) and returns
-    ``(model, sft_result, eval_result)``. ``eval_every`` > 0 adds an accuracy curve.
+    Saves the ``teacher_sft`` artifact (with its validation and test accuracy in the manifest)
+    and returns ``(model, sft_result, test_result)``. ``eval_every`` > 0 adds a validation curve.
     """
     from .pipeline import ensure_tokenizer
     from .tokenizer import load_tokenizer
@@ -62,23 +89,19 @@ def train_teacher_sft(run: Run, *, eval_every: int = 0,
     prof = run.profile
     tokenizer = load_tokenizer(ensure_tokenizer(run))
     model = add_lora(build_causal_lm(prof.teacher, tokenizer, seed=run.seed), prof.lora_rank).to(run.device)
-    evals = eval_problems(run)
-
-    def accuracy(m) -> float:
-        return evaluate(m, tokenizer, evals, max_new_tokens=prof.max_new_tokens).accuracy
-
+    accuracy = accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens)
     result = train_sft(model, tokenizer, to_sft_dataset(train_problems(run), seed=run.seed),
                        steps=prof.teacher_sft_steps, lr=prof.sft_lr, batch_size=prof.sft_batch_size,
                        scheduler=prof.sft_scheduler,
                        seed=run.seed, max_length=prof.sft_max_length,
                        eval_fn=accuracy if eval_every else None, eval_every=eval_every, progress=progress)
     model = merge_lora(model)
-    final = evaluate(model, tokenizer, evals, max_new_tokens=prof.max_new_tokens)
+    final = evaluate(model, tokenizer, test_problems(run), max_new_tokens=prof.max_new_tokens)
     save_model_artifact(run.name, "teacher_sft", model, tokenizer, seed=run.seed,
                         config={"steps": prof.teacher_sft_steps, "lr": prof.sft_lr,
                                 "batch_size": prof.sft_batch_size, "lora_rank": prof.lora_rank},
-                        metrics={"acc": final.accuracy, "acc_per_family": final.per_family,
-                                 "sft_seconds": result.seconds})
+                        metrics={"acc": final.accuracy, "val_acc": accuracy(model),
+                                 "acc_per_family": final.per_family, "sft_seconds": result.seconds})
     print(f"teacher_sft: {final.summary()} – saved to {artifact_path(run.name, 'teacher_sft')}")
     return model, result, final
 
@@ -87,24 +110,47 @@ def train_teacher_sft(run: Run, *, eval_every: int = 0,
 # Reinforcement learning on top of the warm-up teacher
 # ---------------------------------------------------------------------------------------
 
-def ppo_reward_fn(reward_model, rm_tokenizer, answers: dict[str, str], use_verifier: bool):
-    """Sequence reward for PPO: the reward model's score, plus 1 when the verifier accepts
-    (``use_verifier``) – the switch notebook 02 uses to show what each signal does."""
+def ppo_reward_fn(reward_model, rm_tokenizer, answers: dict[str, str], use_verifier: bool,
+                  rm_weight: float = 0.1):
+    """Sequence reward for PPO – the switch notebook 02 uses to show what each signal does.
+
+    * ``use_verifier=False`` – the article's recipe: the reward model's score alone.
+    * ``use_verifier=True`` – what a practitioner runs on a checkable task: 1 when the verifier
+      accepts the answer, else 0, plus ``rm_weight`` × the reward model's score *standardised
+      over the batch* (zero mean, unit variance): a shaping term a tenth the size of the
+      verifier's step for a typical sample (|z| ≤ 2), so it orders samples the verifier ties
+      without overruling it. ``rm_weight=0`` drops the reward model altogether.
+    """
+    import torch
+
     from .reward import score
     from .tasks import verify
 
     def reward_fn(prompts, completions):
-        scores = score(reward_model, rm_tokenizer, prompts, completions)
-        if use_verifier:
-            scores = [s + float(verify(c, answers[p])) for s, p, c in zip(scores, prompts, completions)]
-        return scores
+        if not use_verifier:
+            return score(reward_model, rm_tokenizer, prompts, completions)
+        rewards = torch.tensor([float(verify(c, answers[p])) for p, c in zip(prompts, completions)])
+        if rm_weight:
+            s = torch.tensor(score(reward_model, rm_tokenizer, prompts, completions))
+            rewards = rewards + rm_weight * (s - s.mean()) / (s.std() + 1e-6)
+        return rewards.tolist()
     return reward_fn
+
+
+def _finish_rl(run: Run, result: dict, policy, tokenizer, models_in_memory: int) -> dict:
+    """Merge LoRA, and measure the checkpoint chosen on validation once on test."""
+    policy = merge_lora(policy)
+    test = evaluate(policy, tokenizer, test_problems(run), max_new_tokens=run.profile.max_new_tokens)
+    result.update(policy=policy, tokenizer=tokenizer, models_in_memory=models_in_memory,
+                  val_acc=result["best"][1], test=test, test_acc=test.accuracy)
+    return result
 
 
 def run_ppo(run: Run, *, use_verifier: bool = False, steps: int | None = None,
             progress: bool = True) -> dict:
-    """PPO from ``teacher_sft`` against the reward model (utils.ppo); returns the result dict
-    with the trained ``policy`` and the RM-score / accuracy history.
+    """PPO from ``teacher_sft`` (utils.ppo); returns the result dict with the trained ``policy``,
+    the RM-score / validation-accuracy history, ``val_acc`` (the best checkpoint's, which is
+    kept) and ``test_acc`` (that checkpoint on test).
 
     The reward model reads text with its own tokenizer; the value model (critic) scores the
     policy's tokens, so it is built from the reward model's base *with the policy's tokenizer*
@@ -127,24 +173,19 @@ def run_ppo(run: Run, *, use_verifier: bool = False, steps: int | None = None,
     value_model = build_scalar_head(prof.reward_model, tokenizer, seed=run.seed + 1).to(run.device)
     problems = train_problems(run)
     answers = {p.prompt: p.answer for p in problems}
-    evals = eval_problems(run)
-
-    def accuracy(m):
-        return evaluate(m, tokenizer, evals, max_new_tokens=prof.max_new_tokens).accuracy
-
     result = train_ppo(policy, ref, value_model, tokenizer, [p.prompt for p in problems],
-                       steps=steps or prof.ppo_steps,
-                       batch_prompts=prof.rl_batch_prompts * prof.num_generations,
-                       lr=prof.rl_lr, max_new_tokens=prof.max_new_tokens,
-                       reward_fn=ppo_reward_fn(reward_model, rm_tok, answers, use_verifier),
-                       cfg=PPOConfig(beta=prof.kl_beta), eval_fn=accuracy,
+                       steps=steps or prof.ppo_steps, batch_prompts=prof.ppo_batch,
+                       lr=prof.ppo_lr, max_new_tokens=prof.max_new_tokens,
+                       reward_fn=ppo_reward_fn(reward_model, rm_tok, answers, use_verifier, prof.ppo_rm_weight),
+                       cfg=PPOConfig(beta=prof.kl_beta, lam=prof.ppo_lambda), warmup_steps=prof.rl_warmup_steps,
+                       eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens),
                        eval_every=prof.rl_eval_every, seed=run.seed, progress=progress)
-    result.update(policy=merge_lora(policy), tokenizer=tokenizer, models_in_memory=4)
-    return result
+    return _finish_rl(run, result, policy, tokenizer, models_in_memory=4)
 
 
 def run_grpo(run: Run, *, progress: bool = True) -> dict:
-    """GRPO from ``teacher_sft`` with rule-based rewards (utils.grpo); returns the result dict.
+    """GRPO from ``teacher_sft`` with rule-based rewards (utils.grpo); returns the result dict
+    (as :func:`run_ppo`'s, plus the share of zero-variance groups per step).
 
     With ``lora_rank`` the policy trains LoRA adapters (TRL then uses the policy with its
     adapters switched off as the KL reference: no second copy), merged at the end.
@@ -157,24 +198,21 @@ def run_grpo(run: Run, *, progress: bool = True) -> dict:
     ensure_teacher_sft(run)
     policy, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device)
     policy = add_lora(policy, prof.lora_rank)
-    evals = eval_problems(run)
-
-    def accuracy(m):
-        return evaluate(m, tokenizer, evals, max_new_tokens=prof.max_new_tokens).accuracy
-
-    result = train_grpo(run, policy, tokenizer, train_problems(run), eval_fn=accuracy,
+    result = train_grpo(run, policy, tokenizer, train_problems(run),
+                        eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens),
                         eval_every=prof.rl_eval_every, progress=progress)
-    result.update(policy=merge_lora(policy), tokenizer=tokenizer, models_in_memory=2)
-    return result
+    return _finish_rl(run, result, policy, tokenizer, models_in_memory=2)
 
 
 def save_teacher(run: Run, ppo: dict, grpo: dict) -> str:
-    """Save the better RL teacher (by best eval accuracy; PPO on a tie) as ``teacher``."""
-    method, chosen = ("ppo", ppo) if ppo["best"][1] >= grpo["best"][1] else ("grpo", grpo)
+    """Save the better RL teacher *on validation* (PPO on a tie) as ``teacher``; its test
+    accuracy goes into the manifest as the reported figure."""
+    method, chosen = ("ppo", ppo) if ppo["val_acc"] >= grpo["val_acc"] else ("grpo", grpo)
     save_model_artifact(run.name, "teacher", chosen["policy"], chosen["tokenizer"], seed=run.seed,
-                        config={"method": method}, metrics={"acc": chosen["best"][1],
-                                                            "acc_ppo": ppo["best"][1],
-                                                            "acc_grpo": grpo["best"][1]})
+                        config={"method": method},
+                        metrics={"acc": chosen["test_acc"], "val_acc": chosen["val_acc"],
+                                 "acc_ppo": ppo["test_acc"], "acc_grpo": grpo["test_acc"],
+                                 "val_acc_ppo": ppo["val_acc"], "val_acc_grpo": grpo["val_acc"]})
     return method
 
 
