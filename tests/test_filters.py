@@ -80,3 +80,20 @@ def test_pipeline_keeps_only_verified_rows_and_counts_every_stage(problems):
     assert alls == sorted(alls, reverse=True) and alls[0] == len(rows)
     sweep = threshold_sweep(rows, [-2.0, 0.0, 2.0])
     assert sweep[0]["kept"] == len(rows) and sweep[1]["precision"] == 1.0 and sweep[2]["kept"] == 0
+
+
+def test_reward_threshold_chosen_on_validation_keeps_everything_for_a_useless_reward_model():
+    from utils.distill_data import choose_reward_threshold
+
+    rng = random.Random(0)
+    noise = [{"reward": rng.gauss(0, 1), "correct": rng.random() < 0.8} for _ in range(400)]
+    assert choose_reward_threshold(noise)["threshold"] == float("-inf")
+
+
+def test_reward_threshold_chosen_on_validation_cuts_where_the_reward_model_separates():
+    from utils.distill_data import choose_reward_threshold
+
+    rows = [{"reward": 1.0 + i / 100, "correct": True} for i in range(60)] + \
+           [{"reward": -1.0 - i / 100, "correct": False} for i in range(60)]
+    choice = choose_reward_threshold(rows)
+    assert -1.0 <= choice["threshold"] <= 1.0 and choice["f1"] > 0.98  # quantile candidates: at most one wrong kept

@@ -83,3 +83,19 @@ def test_sft_keeps_the_best_checkpoint_on_validation():
         cb.on_step_end(None, state, None, model=model)
     assert history == [(1, 0.2), (2, 0.7), (3, 0.4)]
     assert cb.best == 0.7 and torch.equal(cb.best_state["weight"], weights[1])
+
+
+def test_sft_stops_early_after_patience_evaluations_without_improvement():
+    from utils.sft import _EvalEvery
+
+    model = torch.nn.Linear(2, 1)
+    scores = iter([0.5, 0.6, 0.6, 0.55, 0.9])
+    cb = _EvalEvery(lambda m: next(scores), every=1, history=[], keep_best=True, patience=2)
+    state, control = types.SimpleNamespace(global_step=0, max_steps=10), types.SimpleNamespace(should_training_stop=False)
+    for step in (1, 2, 3):
+        state.global_step = step
+        cb.on_step_end(None, state, control, model=model)
+    assert not control.should_training_stop  # one evaluation without improvement: go on
+    state.global_step = 4
+    cb.on_step_end(None, state, control, model=model)
+    assert control.should_training_stop and cb.best == 0.6

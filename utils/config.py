@@ -81,7 +81,7 @@ class Profile:
     rm_lr: float = 5e-4
     rl_steps: int = 40
     ppo_steps: int = 30                      # PPO iterations (rollout + update)
-    grpo_steps: int = 30                     # GRPOTrainer steps
+    grpo_steps: int = 60                     # GRPOTrainer steps (about half a PPO step's cost: no critic, no reward model)
     rl_eval_every: int = 5                   # evaluate on validation, keep the best checkpoint
     rl_lr: float = 1e-4                      # 3e-4 collapsed the tiny teacher (validation)
     rl_warmup_steps: int = 3                 # then constant: no decay to 0 within a short run
@@ -92,6 +92,7 @@ class Profile:
     grpo_loss_type: str = "grpo"
     grpo_iterations: int = 2                 # updates per generation batch (PPO's epochs)
     grpo_format_reward: bool = False         # the warm-up teacher's format is already right
+    rl_difficulties: tuple[int, ...] | None = None  # RL prompt pool (None: every level)
     ppo_batch: int = 64                      # prompts per PPO rollout (one sample each)
     ppo_lr: float = 1e-4
     ppo_lambda: float = 1.0                  # GAE λ = 1: the final reward reaches every token
@@ -102,11 +103,13 @@ class Profile:
     temperature: float = 0.6                 # DeepSeek-R1 README's recommendation
     top_p: float = 0.95
     max_correct_per_prompt: int = 2
-    reward_threshold: float = 0.0
+    reward_threshold: float | None = None    # None: chosen on validation (F1 against the verifier)
     decontam_unit: str = "char"              # 13-grams of characters (task world) or words (prose: GSM8K)
     # --- notebook 04: the student ------------------------------------------------------
     student_sft_steps: int = 800             # every arm, the same budget; the best step on validation is kept
     student_eval_every: int = 100            # validation points on each arm's learning curve
+    student_batch_size: int = 128            # 64 left the ground-truth arm still climbing at 800 steps (validation)
+    student_patience: int | None = 2         # stop an arm after this many evaluations without improvement
     student_lr: float = 2e-3
     onpolicy_steps: int = 20                 # optional cell: SFT vs on-policy distillation, same budget (0: skip)
     # --- notebook 05: serving ----------------------------------------------------------
@@ -169,6 +172,7 @@ PROFILES: dict[str, Profile] = {
         decontam_unit="word",                # character 13-grams would drop 97 % of GSM8K's train prompts
         student_sft_steps=300,
         student_eval_every=100,
+        student_batch_size=8,
         student_lr=1e-4,
         serve_max_new_tokens=2048,
         torch_threads=0,

@@ -209,6 +209,46 @@ def threshold_sweep(rows: list[dict], thresholds: Sequence[float]) -> list[dict]
     return out
 
 
+def choose_reward_threshold(rows: list[dict], n_candidates: int = 20) -> dict:
+    """The article's reward threshold, *chosen on validation*: ``rows`` are scored samples of
+    validation prompts (with ``reward`` and ``correct``).
+
+    Candidates: −∞ (keep everything) and the ``n_candidates`` quantiles of the scores. The
+    criterion is F1 of "reward ≥ t" against the verifier – how well the threshold alone picks
+    the correct samples. A reward model with no skill keeps everything (−∞): any cut then drops
+    correct samples as often as wrong ones. Returns ``{"threshold", "f1", "sweep"}``.
+    """
+    if not rows:
+        raise ValueError("choose_reward_threshold needs scored validation samples")
+    scores = sorted(r["reward"] for r in rows)
+    candidates = [float("-inf")] + sorted({scores[i * (len(scores) - 1) // n_candidates]
+                                           for i in range(1, n_candidates)})
+    sweep = threshold_sweep(rows, candidates)
+    for s in sweep:
+        p, r = s["precision"], s["recall"]
+        s["f1"] = 2 * p * r / (p + r) if s["kept"] and p + r > 0 else 0.0
+    best = max(sweep, key=lambda s: s["f1"])  # ties: the lowest threshold, the first one
+    return {"threshold": best["threshold"], "f1": best["f1"], "sweep": sweep}
+
+
+def reward_threshold_on_validation(run: Run, model, tokenizer, reward_fn) -> dict:
+    """Sample the teacher on the validation prompts as notebook 03 samples the training prompts,
+    score the samples, and choose the threshold there (:func:`choose_reward_threshold`).
+
+    A profile with a fixed ``reward_threshold`` keeps it (``"chosen": False``).
+    """
+    from .teacher import val_problems
+
+    prof = run.profile
+    if prof.reward_threshold is not None:
+        return {"threshold": prof.reward_threshold, "chosen": False, "sweep": []}
+    rows, _ = sample_candidates(model, tokenizer, val_problems(run), k=prof.samples_per_prompt,
+                                temperature=prof.temperature, top_p=prof.top_p,
+                                max_new_tokens=prof.max_new_tokens, progress=False)
+    score_rows(rows, reward_fn)
+    return {**choose_reward_threshold(rows), "chosen": True, "rows": rows}
+
+
 # ---------------------------------------------------------------------------------------
 # 4. The dataset
 # ---------------------------------------------------------------------------------------
@@ -278,9 +318,11 @@ def build_distill_data(run: Run, *, progress: bool = True) -> dict:
     rows, stats = sample_candidates(model, tokenizer, problems, k=prof.samples_per_prompt,
                                     temperature=prof.temperature, top_p=prof.top_p,
                                     max_new_tokens=prof.max_new_tokens, progress=progress)
-    score_rows(rows, lambda p, c: score(rm, rm_tok, p, c))
+    reward_fn = lambda p, c: score(rm, rm_tok, p, c)  # noqa: E731
+    score_rows(rows, reward_fn)
+    threshold = reward_threshold_on_validation(run, model, tokenizer, reward_fn)["threshold"]
     kept, stages = run_filters(rows, val_problems(run) + test_problems(run), max_per_prompt=prof.max_correct_per_prompt,
-                               reward_threshold=prof.reward_threshold, decontam_unit=prof.decontam_unit)
+                               reward_threshold=threshold, decontam_unit=prof.decontam_unit)
     counts = funnel_counts(stages)
     card = dataset_card(run, counts, read_manifest(run.name, "teacher"), stats)
     summary = {"prompts": len(problems), "generated": len(rows), "kept": len(kept),

@@ -43,8 +43,9 @@ class _EvalEvery(TrainerCallback):
     with ``keep_best``, a copy of the best-scoring weights."""
 
     def __init__(self, eval_fn: Callable[[PreTrainedModel], float], every: int, history: list,
-                 keep_best: bool = False):
+                 keep_best: bool = False, patience: int | None = None):
         self.eval_fn, self.every, self.history, self.keep_best = eval_fn, every, history, keep_best
+        self.patience, self.since_best = patience, 0
         self.best_state, self.best = None, float("-inf")
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
@@ -52,9 +53,14 @@ class _EvalEvery(TrainerCallback):
             score = self.eval_fn(model)
             model.train()
             self.history.append((state.global_step, score))
-            if self.keep_best and score > self.best:
-                self.best = score
-                self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if score > self.best:
+                self.best, self.since_best = score, 0
+                if self.keep_best:
+                    self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                self.since_best += 1
+                if self.patience is not None and self.since_best >= self.patience:
+                    control.should_training_stop = True  # early stopping: converged on validation
 
 
 @dataclass
@@ -72,7 +78,7 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
               scheduler: str = "cosine", curriculum: bool = False, packing: bool = False,
               packing_strategy: str = "bfd", max_length: int = 128,
               eval_fn: Callable[[PreTrainedModel], float] | None = None, eval_every: int = 0,
-              keep_best: bool = False, bf16: bool = False, fp16: bool = False,
+              keep_best: bool = False, patience: int | None = None, bf16: bool = False, fp16: bool = False,
               progress: bool = True) -> SFTResult:
     """Fine-tune ``model`` in place on ``dataset`` for ``steps`` optimiser steps.
 
@@ -88,7 +94,8 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
       (``make bench`` measures it). ``"wrapped"`` cuts the token stream into ``max_length``
       rows, cheap everywhere, but an example may attend to the end of the previous one;
     * ``eval_fn`` every ``eval_every`` steps gives a curve (on validation); with ``keep_best``
-      the best-scoring weights are restored at the end (early stopping chosen on validation);
+      the best-scoring weights are restored at the end; with ``patience`` training stops once
+      ``patience`` evaluations in a row bring no improvement (early stopping, on validation);
     * on a GPU, pass ``bf16``/``fp16`` for mixed precision; on CPU both stay off.
 
     The same function runs under ``accelerate launch`` on several GPUs (see ``utils.cli``).
@@ -129,7 +136,7 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
             dataset_num_proc=None,
         )
         history: list[tuple[int, float]] = []
-        callbacks = [_EvalEvery(eval_fn, eval_every, history, keep_best)] if eval_fn and eval_every else []
+        callbacks = [_EvalEvery(eval_fn, eval_every, history, keep_best, patience)] if eval_fn and eval_every else []
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,
                              processing_class=tokenizer, callbacks=callbacks)
         start = time.perf_counter()

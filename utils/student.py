@@ -40,8 +40,9 @@ def train_student(run: Run, rows: list[dict], *, curriculum: bool = False, packi
 
     Every arm gets the same budget, ``student_sft_steps``, long enough to converge: validation
     accuracy is measured every ``student_eval_every`` steps (the learning curve in
-    ``result.evals``) and the best checkpoint *on validation* is kept – early stopping chosen
-    on validation, so an arm that overfits its few rows is not punished for it. ``result.best``
+    ``result.evals``), an arm stops early once ``student_patience`` evaluations in a row bring
+    no improvement (it has converged), and the best checkpoint *on validation* is kept – so an
+    arm that overfits its few rows is not punished for it. ``result.best``
     is that checkpoint's validation accuracy; the returned evaluation is on test.
     The student reads the teacher's *text* with its own tokenizer (:func:`student_tokenizer`).
     """
@@ -54,10 +55,10 @@ def train_student(run: Run, rows: list[dict], *, curriculum: bool = False, packi
     model = build_causal_lm(prof.student, tokenizer, seed=run.seed).to(run.device)
     on_gpu = run.device == "cuda"
     result = train_sft(model, tokenizer, to_sft_dataset(rows, curriculum=curriculum, seed=run.seed),
-                       steps=prof.student_sft_steps, lr=prof.student_lr, batch_size=prof.sft_batch_size,
+                       steps=prof.student_sft_steps, lr=prof.student_lr, batch_size=prof.student_batch_size,
                        seed=run.seed, curriculum=curriculum, packing=packing, max_length=prof.sft_max_length,
                        eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens),
-                       eval_every=prof.student_eval_every, keep_best=True,
+                       eval_every=prof.student_eval_every, keep_best=True, patience=prof.student_patience,
                        bf16=on_gpu and run.dtype == torch.bfloat16, fp16=on_gpu and run.dtype == torch.float16,
                        progress=progress)
     ev = evaluate(model, tokenizer, test_problems(run), max_new_tokens=prof.max_new_tokens)
