@@ -71,7 +71,7 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
     steps of ``rl_batch_prompts`` prompts × ``num_generations`` samples (pitfall 4 of the field
     notes: the generation batch must divide by the group size; LR 1e-4, not TRL's 1e-6).
 
-    What held GRPO back on main, and the settings that fix it (measured in notebook 02):
+    What held GRPO back in the course's first version, and the settings that fix it:
     TRL decays the LR linearly to 0 unless told otherwise (``constant_with_warmup`` here);
     per-group scaling inflates a 0.1 format reward in an all-wrong group to a full advantage
     (``grpo_scale_rewards="batch"``, and the format reward off by default: the warm-up teacher's
