@@ -92,7 +92,6 @@ class Profile:
     grpo_loss_type: str = "grpo"
     grpo_iterations: int = 2                 # updates per generation batch (PPO's epochs)
     grpo_format_reward: bool = False         # the warm-up teacher's format is already right
-    rl_difficulties: tuple[int, ...] | None = None  # RL prompt pool (None: every level)
     ppo_batch: int = 64                      # prompts per PPO rollout (one sample each)
     ppo_lr: float = 1e-4
     ppo_lambda: float = 1.0                  # GAE λ = 1: the final reward reaches every token

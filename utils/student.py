@@ -42,8 +42,8 @@ def train_student(run: Run, rows: list[dict], *, curriculum: bool = False, packi
     accuracy is measured every ``student_eval_every`` steps (the learning curve in
     ``result.evals``), an arm stops early once ``student_patience`` evaluations in a row bring
     no improvement (it has converged), and the best checkpoint *on validation* is kept – so an
-    arm that overfits its few rows is not punished for it. ``result.best``
-    is that checkpoint's validation accuracy; the returned evaluation is on test.
+    arm that overfits its few rows is not punished for it. :func:`best_val` reads that
+    checkpoint's validation accuracy off the curve; the returned evaluation is on test.
     The student reads the teacher's *text* with its own tokenizer (:func:`student_tokenizer`).
     """
     import torch
@@ -141,12 +141,9 @@ def compare_onpolicy(run: Run, base_student, teacher_model, tokenizer, sft_rows:
     Returns ``{arm: {"accuracy", "seconds"}}`` for ``start``, ``sft`` and ``onpolicy``.
     """
     from .models import copy_model
-    from .teacher import test_problems
+    from .teacher import accuracy_on, test_problems
 
-    evals = test_problems(run)
-
-    def accuracy(model) -> float:
-        return evaluate(model, tokenizer, evals, max_new_tokens=run.profile.max_new_tokens).accuracy
+    accuracy = accuracy_on(test_problems(run), tokenizer, run.profile.max_new_tokens)
 
     out = {"start": {"accuracy": accuracy(base_student), "seconds": 0.0}}
     sft_student = copy_model(base_student)

@@ -45,17 +45,6 @@ def train_problems(run: Run) -> list[Problem]:
                          difficulties=p.difficulties)
 
 
-def rl_problems(run: Run) -> list[Problem]:
-    """The prompts RL samples from: the training problems at ``rl_difficulties`` (all when None).
-
-    A prompt the teacher always solves gives a group of equal rewards, and so no signal; leaving
-    out the levels where the warm-up teacher is already near-perfect on validation spends the
-    sampling budget where pass@k is above pass@1.
-    """
-    levels = run.profile.rl_difficulties
-    return [p for p in train_problems(run) if levels is None or p.difficulty in levels]
-
-
 def val_problems(run: Run) -> list[Problem]:
     """The validation problems: every choice (RL checkpoint, student arm, threshold) is made
     on these. The same for every seed. GSM8K: ``n_val`` problems carved from its train split."""
@@ -182,7 +171,7 @@ def run_ppo(run: Run, *, use_verifier: bool = False, steps: int | None = None,
     reward_model, rm_tok = load_model_artifact(run.name, "reward_model", kind="scalar", device=run.device)
     reward_model.requires_grad_(False)
     value_model = build_scalar_head(prof.reward_model, tokenizer, seed=run.seed + 1).to(run.device)
-    problems = rl_problems(run)
+    problems = train_problems(run)
     answers = {p.prompt: p.answer for p in problems}
     result = train_ppo(policy, ref, value_model, tokenizer, [p.prompt for p in problems],
                        steps=steps or prof.ppo_steps, batch_prompts=prof.ppo_batch,
@@ -209,7 +198,7 @@ def run_grpo(run: Run, *, progress: bool = True) -> dict:
     ensure_teacher_sft(run)
     policy, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device)
     policy = add_lora(policy, prof.lora_rank)
-    result = train_grpo(run, policy, tokenizer, rl_problems(run),
+    result = train_grpo(run, policy, tokenizer, train_problems(run),
                         eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens),
                         eval_every=prof.rl_eval_every, progress=progress)
     return _finish_rl(run, result, policy, tokenizer, models_in_memory=2)
