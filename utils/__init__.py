@@ -13,6 +13,7 @@ module              what it holds                                               
 ``sft``             supervised fine-tuning with TRL's SFTTrainer                 02, 04
 ``gsm8k``           GSM8K answer extraction for the colab profile                03
 ``memory_planner``  GPU memory estimates for the colab profile                   07 (all)
+``progress``        progress bars that redraw sparingly (safe in long cells)     all
 ``standins``        offline stand-ins for colab's checkpoints (colab-dryrun)     CI
 ==================  ==========================================================  ========
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .progress import bar
 from .tasks import Problem, verify
 
 
@@ -38,7 +38,7 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
     texts: list[str] = []
     n_tokens = 0
     batches = range(0, len(prompts), batch_size)
-    for start in tqdm(batches, desc=desc, disable=not progress, leave=False):
+    for start in bar(batches, desc=desc, disable=not progress, leave=False):
         chunk = list(prompts[start:start + batch_size])
         enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         kwargs = dict(do_sample=do_sample, max_new_tokens=max_new_tokens,

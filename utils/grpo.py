@@ -16,6 +16,7 @@ from datasets import Dataset
 from transformers import TrainerCallback
 
 from .config import Run
+from .progress import calm_trainer_progress
 from .tasks import Problem, check_format, verify
 
 
@@ -91,6 +92,7 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
         return rewards
     accuracy.__name__ = "accuracy_reward"  # TRL logs each reward under its function's name
     reward_funcs = [accuracy] + ([format_reward] if prof.grpo_format_reward else [])
+    calm_trainer_progress()
     with tempfile.TemporaryDirectory() as out:
         args = GRPOConfig(
             output_dir=out, max_steps=prof.grpo_steps, learning_rate=prof.rl_lr,

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .progress import bar
+
 
 # ---------------------------------------------------------------------------------------
 # The pieces, each a small pure function (unit-tested in tests/test_ppo.py)
@@ -243,8 +245,6 @@ def train_ppo(policy, ref_model, value_model, tokenizer, prompts: list[str], *, 
     "last_rollout": [{prompt, completion, score}, ...], "seconds"}`` (the last rollout shows what
     the policy writes to please its reward).
     """
-    from tqdm.auto import tqdm
-
     cfg = cfg or PPOConfig()
     g = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW([p for p in list(policy.parameters()) + list(value_model.parameters())
@@ -255,7 +255,7 @@ def train_ppo(policy, ref_model, value_model, tokenizer, prompts: list[str], *, 
     evals.append(best)
     best_state = {k: v.detach().clone() for k, v in policy.state_dict().items()}
     start = time.perf_counter()
-    for step in tqdm(range(1, steps + 1), desc="PPO", disable=not progress):
+    for step in bar(range(1, steps + 1), desc="PPO", disable=not progress):
         idx = torch.randint(0, len(prompts), (batch_prompts,), generator=g).tolist()
         r = rollout(policy, ref_model, value_model, tokenizer, [prompts[i] for i in idx],
                     max_new_tokens=max_new_tokens, reward_fn=reward_fn)

@@ -19,6 +19,7 @@ from datasets import Dataset
 from .config import Run
 from .generation import generate
 from .models import build_scalar_head, load_model_artifact, save_model_artifact
+from .progress import calm_trainer_progress
 from .tasks import Problem, verify
 
 
@@ -90,6 +91,7 @@ def train_reward_model(run: Run, *, progress: bool = True) -> dict:
     test, train = pairs[:n_test], pairs[n_test:]
     rm_tokenizer = load_tokenizer(ensure_tokenizer(run, "reward_model"))
     model = build_scalar_head(prof.reward_model, rm_tokenizer, seed=run.seed).to(run.device)
+    calm_trainer_progress()
     with tempfile.TemporaryDirectory() as out:
         args = RewardConfig(output_dir=out, max_steps=prof.rm_steps, per_device_train_batch_size=32,
                             learning_rate=prof.rm_lr, lr_scheduler_type="cosine", warmup_steps=0.05,

@@ -17,6 +17,7 @@ from typing import Any
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
+from .progress import calm_trainer_progress
 from .tasks import Problem
 
 
@@ -108,6 +109,7 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
     if steps <= 0:
         raise ValueError("steps must be positive")
     on_cpu = not torch.cuda.is_available()
+    calm_trainer_progress()
     with tempfile.TemporaryDirectory() as out_dir:
         args = SFTConfig(
             output_dir=out_dir,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .config import Run
 from .generation import EvalResult, evaluate
 from .models import build_causal_lm, save_model_artifact
+from .progress import calm_trainer_progress
 from .sft import SFTResult, to_sft_dataset, train_sft
 
 ABLATIONS = {
@@ -114,6 +115,7 @@ def onpolicy_distill(run: Run, student_model, teacher_model, tokenizer, prompts:
     if steps <= 0:
         raise ValueError("steps must be positive")
     dataset = Dataset.from_list([{"prompt": p} for p in prompts])
+    calm_trainer_progress()
     with tempfile.TemporaryDirectory() as out:
         args = DistillationConfig(
             output_dir=out, max_steps=steps, learning_rate=lr, lr_scheduler_type="constant",
