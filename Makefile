@@ -5,28 +5,43 @@
 #   make bench                          benchmarks (ratios measured in one run)
 #   make colab-dryrun                   the colab profile's code path, offline on the CPU, with local stand-ins
 #   make lab                            JupyterLab on 127.0.0.1
+#   make browser                        Chromium for the browser test (apt; needs root), a separate step
 PROFILE ?= tiny
 SEED ?= 0
 SEEDS ?= 0 1 2
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Offline profiles only: colab downloads its checkpoints (utils.config sets it per profile too).
+ifneq ($(PROFILE),colab)
 export HF_HUB_OFFLINE ?= 1
+endif
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 export PYTHONWARNINGS := ignore
 
-.PHONY: setup run study test unit bench lab browser badges gpu-check colab-dryrun clean
+.PHONY: setup venv run study test unit bench lab browser badges gpu-check colab-dryrun clean
 
-setup: $(STAMP)
+setup: venv
+	@$(MAKE) --no-print-directory $(STAMP)
+
+# (Re)creates the venv when it has no working pip (e.g. a failed `python3 -m venv` on Debian without
+# python3-venv), after checking $(PYTHON) against requires-python.
+venv:
+	@$(PY) -m pip --version >/dev/null 2>&1 || { \
+	  test -n "$(PYTHON)" || { echo "No python3 found: install Python 3.11, 3.12 or 3.13." >&2; exit 1; }; \
+	  $(PYTHON) scripts/check_python.py || exit 1; \
+	  echo "Creating $(VENV) with $(PYTHON)"; \
+	  { $(PYTHON) -m venv --clear $(VENV) && $(PY) -m pip --version >/dev/null 2>&1; } || \
+	  { $(PYTHON) scripts/check_python.py --venv-hint; exit 1; }; }
 
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) scripts/check_python.py || { echo "$(VENV) has the wrong Python: remove it and run make again." >&2; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
-	# CPU build of torch where no CUDA GPU is present (on a GPU machine pip picks the CUDA build).
-	$(PY) -m pip install --quiet torch==2.13.0
+	# torch first: the CPU wheel on Linux without nvidia-smi (pip itself does not detect GPUs).
+	$(PY) scripts/install_torch.py
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
@@ -37,12 +52,21 @@ run: setup
 study: setup
 	$(PY) -m utils.study --seeds $(SEEDS) --profile $(PROFILE)
 
-# Headless Chromium for the browser test of notebook 05 (Debian packages; skipped if unavailable).
+# Headless Chromium for the browser test of notebook 05 (Debian's package; needs root). Not part of
+# `make test`: without a browser that test is skipped, or fails when CI=true.
+BROWSERS := chromium chromium-browser google-chrome
 browser:
-	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium could not be installed: the browser test will be skipped"; }
+	@for b in $(BROWSERS); do command -v $$b >/dev/null 2>&1 && { echo "browser: $$(command -v $$b)"; exit 0; }; done; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && echo "browser: installed chromium"; } || \
+	  { echo "apt-get install chromium failed (Ubuntu: chromium-browser, or install google-chrome)." >&2; exit 1; }; \
+	else \
+	  echo "No Chromium found. Install it as root: sudo apt-get install chromium (Ubuntu: chromium-browser), then make test." >&2; exit 1; \
+	fi
 
-test: setup browser
-	R1LAB_PROFILE=$(PROFILE) R1LAB_SEED=$(SEED) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-cell-timeout=1500
+# The test run has its own artifacts root: it never reads or overwrites what `make run` made.
+test: setup
+	R1LAB_ARTIFACTS=$(CURDIR)/artifacts/test-run R1LAB_PROFILE=$(PROFILE) R1LAB_SEED=$(SEED) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-cell-timeout=1500
 
 unit: setup
 	$(PY) -m pytest -q tests
@@ -50,8 +74,9 @@ unit: setup
 bench: setup
 	$(PY) -m utils.bench
 
+# Listens on 127.0.0.1 only; Jupyter refuses to run as root without --allow-root.
 lab: setup
-	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks$(if $(filter 0,$(shell id -u)), --allow-root)
 
 # Rewrite the "Open in Colab" badges and clone URLs for your fork: make badges REPO=org/name
 badges: setup

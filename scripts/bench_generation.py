@@ -9,7 +9,7 @@ import time
 import torch
 
 from utils.bench import write_benchmark
-from utils.config import setup
+from utils.pipeline import setup
 from utils.generation import generate
 from utils.models import build_causal_lm
 from utils.tasks import make_problems

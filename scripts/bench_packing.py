@@ -8,7 +8,7 @@ real (non-padding) tokens TRL counts, so the ratios compare useful work per seco
 
 
 from utils.bench import write_benchmark
-from utils.config import setup
+from utils.pipeline import setup
 from utils.models import build_causal_lm
 from utils.sft import to_sft_dataset, train_sft
 from utils.tasks import make_problems

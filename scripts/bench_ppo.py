@@ -18,7 +18,7 @@ import torch
 
 from utils.artifacts import REPO_ROOT
 from utils.bench import write_benchmark
-from utils.config import setup
+from utils.pipeline import setup
 from utils.models import build_causal_lm, build_scalar_head
 from utils.ppo import PPOConfig, ppo_update, rollout
 from utils.tasks import make_problems

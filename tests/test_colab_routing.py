@@ -50,7 +50,7 @@ def test_gsm8k_sample_is_split_into_disjoint_files(gsm8k_dir):
 
 
 def test_train_and_test_problems_come_from_gsm8k(gsm8k_dir):
-    from utils.teacher import test_problems, train_problems
+    from utils.splits import test_problems, train_problems
 
     prof = PROFILES["colab"].replace(data_path=str(gsm8k_dir), n_train=20, n_val=8, n_test=5)
     train, evals = train_problems(make_run(prof)), test_problems(make_run(prof))
@@ -62,7 +62,7 @@ def test_train_and_test_problems_come_from_gsm8k(gsm8k_dir):
 
 
 def test_gsm8k_validation_is_carved_from_train_and_fixed_across_seeds(gsm8k_dir):
-    from utils.teacher import train_problems, val_problems
+    from utils.splits import train_problems, val_problems
 
     prof = PROFILES["colab"].replace(data_path=str(gsm8k_dir), n_val=8)
     val0, val1 = val_problems(make_run(prof, 0)), val_problems(make_run(prof, 1))
@@ -73,7 +73,7 @@ def test_gsm8k_validation_is_carved_from_train_and_fixed_across_seeds(gsm8k_dir)
 
 
 def test_train_order_depends_on_the_seed_eval_does_not(gsm8k_dir):
-    from utils.teacher import test_problems, train_problems
+    from utils.splits import test_problems, train_problems
 
     prof = PROFILES["colab"].replace(data_path=str(gsm8k_dir), n_val=8)
     a, b = train_problems(make_run(prof, 0)), train_problems(make_run(prof, 1))
@@ -85,7 +85,7 @@ def test_train_order_depends_on_the_seed_eval_does_not(gsm8k_dir):
 
 def test_tiny_profile_still_draws_the_task_world():
     from utils.tasks import make_problems
-    from utils.teacher import test_problems, train_problems
+    from utils.splits import test_problems, train_problems
 
     prof = PROFILES["tiny"].replace(n_train=30, n_test=12)
     assert train_problems(make_run(prof, 3)) == make_problems(30, "train", seed=3, families=prof.families,
@@ -95,7 +95,7 @@ def test_tiny_profile_still_draws_the_task_world():
 
 
 def test_unreachable_hub_says_what_to_do(monkeypatch):
-    from utils.teacher import train_problems
+    from utils.splits import train_problems
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(RuntimeError, match="data_path") as info:
@@ -162,19 +162,42 @@ def test_model_tokenizer(built):
     assert type(model_tokenizer(str(built / "student"))).__name__ == "GPT2Tokenizer"
 
 
-def test_student_trains_with_its_own_tokenizer(artifacts_tmp, built, gsm8k_dir):
+def test_student_trains_with_its_own_tokenizer(artifacts_tmp, built, gsm8k_dir, monkeypatch):
+    """The student trains and is graded with its own tokenizer, on GSM8K's test split.
+
+    Generation runs for real; on the test prompts its completions are then swapped for known
+    ones (Janet's ducks answered right, the second question wrong), so the accuracy must be exactly 1/2.
+    """
+    import utils.generation as generation
     from utils.student import student_tokenizer, train_student
+    from utils.splits import test_problems
     from utils.tokenizer import load_tokenizer
 
     prof = get_profile("colab-dryrun").replace(student=str(built / "student"), data_path=str(gsm8k_dir),
                                                student_sft_steps=1, n_test=2)
     run = make_run(prof)
+    tests = test_problems(run)
+    assert len(tests) == 2 and tests[0].answer == "18" and tests[1].answer != "4"  # Janet's ducks first
+    known = {tests[0].prompt: tests[0].completion, tests[1].prompt: "<think>\n2+2=4\n</think>A:4"}
+    real_generate, test_calls = generation.generate, []
+
+    def spy(model, tokenizer, prompts, **kw):
+        texts, n = real_generate(model, tokenizer, prompts, **kw)
+        if list(prompts) == list(known):
+            test_calls.append((model, tokenizer))
+            texts = [known[q] for q in prompts]
+        return texts, n
+
+    monkeypatch.setattr(generation, "generate", spy)
     rows = [{"prompt": "Q:Tom has 3 apples and buys 4. How many now?\n",
              "completion": "<think>\n3+4=7\n</think>A:7", "difficulty": 1}] * 4
     model, _, ev = train_student(run, rows)
     assert model.config.vocab_size == len(student_tokenizer(run))
     assert model.config.vocab_size != len(load_tokenizer(built / "teacher"))
-    assert 0.0 <= ev.accuracy <= 1.0
+    assert len(test_calls) == 1
+    graded_by, tokenizer = test_calls[0]
+    assert graded_by is model and len(tokenizer) == model.config.vocab_size  # the student's tokenizer
+    assert ev.correct == [True, False] and ev.accuracy == 0.5 and ev.per_family == {"gsm8k": 0.5}
 
 
 # ---------------------------------------------------------------------------------------

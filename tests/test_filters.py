@@ -57,13 +57,25 @@ def test_near_dedup_catches_a_one_character_change_but_keeps_different_problems(
 
 
 def test_decontamination_removes_an_eval_problem_and_its_near_copy(problems):
+    """decontaminate drops a row whose prompt shares a 13-character span with an eval prompt:
+    the eval problem itself and near-copies of it, but not a row sharing only 12 characters."""
     evals = make_problems(50, "test", seed=0)
     leaked = _row(evals[7])
-    near_copy = dict(leaked, prompt=leaked["prompt"] + "")
+    assert leaked["prompt"] == "Q:a=0;b=a+1;b=8;a=a+6;a?"
+    # Near-copies: another variable asked (one character), one constant changed in the middle.
+    other_question = dict(leaked, prompt="Q:a=0;b=a+1;b=8;a=a+6;b?")
+    other_constant = dict(leaked, prompt="Q:a=0;b=a+1;b=5;a=a+6;a?")  # shares "Q:a=0;b=a+1;b=" (14)
+    # Not copies: the same first 12 characters only ("Q:a=0;b=a+1;"), and an unrelated program.
+    twelve_shared = dict(leaked, prompt="Q:a=0;b=a+1;c=9;c?")
+    different = dict(leaked, prompt="Q:c=5;b=c-2;c=b+b;b?")
     clean = [_row(p) for p in problems]
-    kept = decontaminate(clean + [leaked, near_copy], evals, n=13)
-    assert leaked not in kept and near_copy not in kept
-    assert len(kept) >= len(clean) - 3  # short train prompts rarely share a 13-character span
+    kept = decontaminate(clean + [leaked, other_question, twelve_shared, other_constant, different], evals, n=13)
+    assert leaked not in kept and other_question not in kept and other_constant not in kept
+    assert twelve_shared in kept and different in kept
+    assert kept[-2:] == [twelve_shared, different]  # order kept
+    assert len(kept) >= len(clean) - 3 + 2  # short train prompts rarely share a 13-character span
+    # With 12-character spans the boundary row counts as a copy too.
+    assert twelve_shared not in decontaminate([twelve_shared], evals, n=12)
 
 
 def test_pipeline_keeps_only_verified_rows_and_counts_every_stage(problems):

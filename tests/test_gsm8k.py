@@ -167,9 +167,76 @@ def test_is_correct_is_strict(completion, reference):
     assert not is_correct(completion, reference)
 
 
-def test_is_correct_never_crashes_on_odd_input():
-    for completion in ["\\boxed{", "\\boxed{\\frac{}{}}", "}}}{{{", "\\boxed{x^{", "$$$"]:
-        assert is_correct(completion, "\\boxed{\\sqrt{2}}") in (True, False)
+SQRT2 = "\\boxed{\\sqrt{2}}"
+
+
+@pytest.mark.parametrize(
+    ("completion", "expected"),
+    [
+        # correct: the same symbol, and an equal expression only math_verify can see
+        ("\\boxed{\\sqrt{2}}", True),
+        ("\\boxed{\\frac{\\sqrt{8}}{2}}", True),
+        # wrong
+        ("\\boxed{\\sqrt{3}}", False),
+        ("\\boxed{2\\sqrt{2}}", False),
+        # malformed: unbalanced braces, empty fractions, no answer at all
+        ("\\boxed{", False),
+        ("\\boxed{\\frac{}{}}", False),
+        ("}}}{{{", False),
+        ("\\boxed{x^{", False),
+        ("$$$", False),
+    ],
+)
+def test_is_correct_on_symbolic_and_odd_input(completion, expected):
+    assert is_correct(completion, SQRT2) is expected
+
+
+def fake_math_verify(parse=None, verify=None) -> types.ModuleType:
+    module = types.ModuleType("math_verify")
+    module.parse = parse or (lambda text: [text])
+    module.verify = verify or (lambda gold, guess: True)
+    return module
+
+
+def test_is_correct_without_math_verify_only_compares_numbers(monkeypatch):
+    monkeypatch.setitem(sys.modules, "math_verify", None)  # "import math_verify" raises ImportError
+    assert not is_correct("\\boxed{\\frac{\\sqrt{8}}{2}}", SQRT2)  # equal, but nobody can tell
+    assert is_correct("\\boxed{\\sqrt{2}}", SQRT2)  # identical text needs no second opinion
+    assert is_correct("The answer is 1,800.", "#### 1800")
+
+
+def test_is_correct_outside_the_main_thread_says_not_equal():
+    """math_verify's timeout uses signal.alarm, which raises ValueError in a worker thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(is_correct, "\\boxed{\\frac{\\sqrt{8}}{2}}", SQRT2).result() is False
+        assert pool.submit(is_correct, "\\boxed{18}", "#### 18").result() is True  # numbers: no math_verify
+
+
+@pytest.mark.parametrize(
+    ("parse", "verify", "error"),
+    [
+        (lambda text: 1 / 0, None, ZeroDivisionError),
+        (None, lambda gold, guess: {}["missing"], KeyError),
+        (lambda text: (_ for _ in ()).throw(RuntimeError("a bug")), None, RuntimeError),
+    ],
+)
+def test_is_correct_lets_unexpected_errors_propagate(monkeypatch, parse, verify, error):
+    """Only the expected failures (no package, not the main thread) read as "not equal"."""
+    monkeypatch.setitem(sys.modules, "math_verify", fake_math_verify(parse, verify))
+    assert is_correct("\\boxed{18}", "18")  # plain numbers never ask math_verify
+    with pytest.raises(error):
+        is_correct("\\boxed{\\frac{\\sqrt{8}}{2}}", SQRT2)
+
+
+def test_is_correct_uses_math_verify_verdict(monkeypatch):
+    monkeypatch.setitem(sys.modules, "math_verify", fake_math_verify(verify=lambda gold, guess: False))
+    assert not is_correct("\\boxed{\\frac{\\sqrt{8}}{2}}", SQRT2)
+    monkeypatch.setitem(sys.modules, "math_verify", fake_math_verify(parse=lambda text: []))
+    assert not is_correct("\\boxed{\\frac{\\sqrt{8}}{2}}", SQRT2)  # nothing parsed: not equal
+    monkeypatch.setitem(sys.modules, "math_verify", fake_math_verify())
+    assert is_correct("\\boxed{\\pi}", SQRT2)  # the fake says equal: its verdict is used
 
 
 def test_perturbations_helper_really_perturbs():
@@ -219,33 +286,63 @@ def test_load_gsm8k_rejects_rows_without_answer(tmp_path):
         load_gsm8k(path)
 
 
-def test_fixture_references_judge_themselves_correct():
-    for row in load_gsm8k(FIXTURE):
+def reference_failures(rows: list[dict]) -> list[tuple[str, str | None, str]]:
+    """Every way ``rows`` break the grader: a reference not extracted as the ``####`` number, a
+    worked answer (or an R1-style reply) not judged equal to itself, a near-miss accepted."""
+    failures = []
+    for row in rows:
         expected = row["answer"].rsplit("####", 1)[1].strip().replace(",", "")
-        assert row["reference"] == expected
-        assert is_correct(row["answer"], row["answer"])
-        assert is_correct(row["reference"], row["answer"])
-        r1_style = f"<think>Let me try 1, 2 and 999.</think>\nThe answer is \\boxed{{{row['reference']}}}."
-        assert is_correct(r1_style, row["answer"])
-        for wrong in perturbations(row["reference"]):
-            assert not is_correct(wrong, row["answer"]), (wrong, row["reference"])
+        if row["reference"] != expected:
+            failures.append(("extract", row["reference"], expected))
+        if not is_correct(row["answer"], row["answer"]) or not is_correct(expected, row["answer"]):
+            failures.append(("self", row["reference"], expected))
+        r1_style = f"<think>Let me try 1, 2 and 999.</think>\nThe answer is \\boxed{{{expected}}}."
+        if not is_correct(r1_style, row["answer"]):
+            failures.append(("r1-style", r1_style, expected))
+        failures += [("perturbed", w, expected) for w in perturbations(expected) if is_correct(w, row["answer"])]
+    return failures
+
+
+def test_reference_failures_finds_each_kind_of_break(monkeypatch):
+    """The checker itself must be able to fail (else the tests below prove nothing)."""
+    good = {"answer": "2+2=4\n#### 4", "reference": "4"}
+    assert reference_failures([good]) == []
+    assert [f[0] for f in reference_failures([dict(good, reference="5")])] == ["extract"]
+    # A grader that accepts everything lets every perturbation through ...
+    monkeypatch.setitem(globals(), "is_correct", lambda completion, reference: True)
+    assert [f[0] for f in reference_failures([good])] == ["perturbed"] * 3
+    # ... and one that accepts nothing judges the reference wrong.
+    monkeypatch.setitem(globals(), "is_correct", lambda completion, reference: False)
+    assert [f[0] for f in reference_failures([good])] == ["self", "r1-style"]
+
+
+def test_fixture_references_judge_themselves_correct():
+    """The 40-line sample (first 20 test + first 20 train rows of GSM8K) runs everywhere, CI included."""
+    rows = load_gsm8k(FIXTURE)
+    assert len(rows) == 40
+    assert reference_failures(rows) == []
+
+
+def test_fixture_is_a_verbatim_slice_of_the_full_files():
+    """Optional: when the full GSM8K files sit beside the checkout, the sample must be copied from them."""
+    if not (FULL_DATA / "train.jsonl").is_file() or not (FULL_DATA / "test.jsonl").is_file():
+        pytest.skip(f"full GSM8K files not found in {FULL_DATA} (optional: the fixture test above covers CI)")
+    lines = FIXTURE.read_text(encoding="utf-8").splitlines()
+    for split, sample in (("test", lines[:20]), ("train", lines[20:])):
+        with (FULL_DATA / f"{split}.jsonl").open(encoding="utf-8") as full:
+            assert [next(full).rstrip("\n") for _ in sample] == sample, split
 
 
 @pytest.mark.skipif(
     not (FULL_DATA / "train.jsonl").is_file() or not (FULL_DATA / "test.jsonl").is_file(),
-    reason=f"full GSM8K files not found in {FULL_DATA} (shared data folder absent)",
+    reason=f"optional extra check: full GSM8K files not found in {FULL_DATA} "
+           "(test_fixture_references_judge_themselves_correct runs the same checks on the sample)",
 )
 def test_full_gsm8k_references_judge_themselves_correct():
     start = time.perf_counter()
     rows = load_gsm8k(FULL_DATA, "train") + load_gsm8k(FULL_DATA, "test")
     assert len(rows) > 8_000
-    failures = []
-    for row in rows:
-        expected = row["answer"].rsplit("####", 1)[1].strip().replace(",", "")
-        if row["reference"] != expected or not is_correct(row["answer"], row["answer"]):
-            failures.append(("extract", row["reference"], expected))
-        wrongly_accepted = [w for w in perturbations(expected) if is_correct(w, row["answer"])]
-        failures += [("perturbed", w, expected) for w in wrongly_accepted]
+    failures = reference_failures(rows)
     assert not failures, failures[:10]
     assert time.perf_counter() - start < 20
 
@@ -295,7 +392,8 @@ def test_load_gsm8k_hub_returns_records(monkeypatch):
 def test_gsm8k_records_become_verifiable_problems():
     """The colab profile grades GSM8K with the task world's own verifier."""
     from utils.gsm8k import load_gsm8k
-    from utils.tasks import check_format, from_gsm8k, verify
+    from utils.gsm8k import from_gsm8k
+    from utils.tasks import check_format, verify
 
     records = load_gsm8k(FIXTURE)
     problems = [from_gsm8k(r) for r in records]

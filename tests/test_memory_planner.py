@@ -310,3 +310,65 @@ def test_hub_shapes_match_published_sizes():
     assert round(hub_shape("Qwen/Qwen2.5-0.5B-Instruct").params / 1e9, 2) == 0.49
     assert round(hub_shape("HuggingFaceTB/SmolLM2-360M-Instruct").params / 1e9, 2) == 0.36
     assert round(hub_shape("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B").params / 1e9, 2) == 1.78
+
+
+def test_colab_plan_uses_the_settings_the_trainers_read():
+    """Each stage's plan is computed from utils.config.stage_settings – the batch, precision,
+    LoRA rank and checkpointing the trainers are given – so changing a profile field moves both."""
+    from utils.config import get_profile, stage_settings
+    from utils.memory_planner import hub_shape, plan_profile, plan_stage
+
+    prof = get_profile("colab")
+    plans = {p["stage"]: p for p in plan_profile(prof)}
+    s = stage_settings(prof, "student_sft")
+    expected = plan_stage("sft_full", hub_shape(prof.student), s.batch, prof.sft_max_length,
+                          4 if not s.half_weights else 2, gradient_checkpointing=s.gradient_checkpointing)
+    assert plans["04 student SFT"]["total"] == expected["total"]
+    # the reward model trains with its own batch (not the SFT batch) and its own truncation length
+    bigger = plan_profile(prof.replace(rm_batch_size=prof.rm_batch_size * 2))
+    assert bigger[1]["total"] > plans["02 reward model"]["total"]
+    assert plan_profile(prof.replace(sft_batch_size=64))[1]["total"] == plans["02 reward model"]["total"]
+    # switching checkpointing off in the profile switches it off in the plan (more activations)
+    no_gc = {p["stage"]: p for p in plan_profile(prof.replace(gradient_checkpointing=False))}
+    assert no_gc["02 teacher SFT"]["activations"] > plans["02 teacher SFT"]["activations"]
+    # sampling plans gen_batch_size sequences, as generate() chunks them
+    assert plan_profile(prof.replace(gen_batch_size=64))[4]["kv_cache"] == 2 * plans["03 sampling"]["kv_cache"]
+
+
+def test_trainers_receive_the_stage_settings(monkeypatch):
+    """The student's trainer is called with the batch and checkpointing of stage_settings."""
+    from utils import student
+    from utils.config import make_run, stage_settings
+
+    seen = {}
+
+    def fake_train_sft(model, tokenizer, dataset, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop after the call")
+
+    monkeypatch.setattr(student, "train_sft", fake_train_sft)
+    monkeypatch.setattr(student, "student_tokenizer", lambda run: __import__("utils.tokenizer", fromlist=["x"]).build_char_tokenizer())
+    run = make_run("tiny", 0, quiet=True)
+    run.profile = run.profile.replace(student_batch_size=7, gradient_checkpointing=True)
+    with pytest.raises(RuntimeError, match="stop after the call"):
+        student.train_student(run, [{"prompt": "Q:1+1=", "completion": "<think>1+1+0=2</think>A:2"}])
+    s = stage_settings(run.profile, "student_sft")
+    assert seen["batch_size"] == s.batch == 7 and seen["gradient_checkpointing"] is True
+
+
+def test_generate_counts_sequences_per_call(monkeypatch, char_tokenizer):
+    """gen_batch_size counts sequences: 4 samples per prompt at batch 8 means 2 prompts a call."""
+    import torch
+
+    from utils import generation
+    from utils.config import ModelSize
+    from utils.models import build_causal_lm
+
+    model = build_causal_lm(ModelSize(16, 1, 2, 32), char_tokenizer)
+    calls = []
+    real = model.generate
+    monkeypatch.setattr(model, "generate", lambda **kw: calls.append(kw["input_ids"].shape[0] * kw["num_return_sequences"]) or real(**kw))
+    torch.manual_seed(0)
+    generation.generate(model, char_tokenizer, ["Q:1+1="] * 5, max_new_tokens=2, do_sample=True,
+                        num_return_sequences=4, batch_size=8)
+    assert calls == [8, 8, 4]

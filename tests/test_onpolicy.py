@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from utils.config import ModelSize, setup
+from utils.config import ModelSize
+from utils.pipeline import setup
 from utils.models import build_causal_lm
 from utils.student import onpolicy_distill, shares_vocabulary
 from utils.tasks import make_problems

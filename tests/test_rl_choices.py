@@ -47,7 +47,7 @@ def test_pass_at_k_by_difficulty(monkeypatch):
     greedy_ok = [True, False, False, True, False, False]
     sample_ok = [[1, 0], [0, 1], [0, 0], [1, 1], [0, 0], [0, 1]]  # k = 2 samples each
 
-    def fake_evaluate(model, tok, probs, max_new_tokens):
+    def fake_evaluate(model, tok, probs, max_new_tokens, batch_size=None):
         return types.SimpleNamespace(correct=greedy_ok)
 
     def fake_generate(model, tok, prompts, **kw):

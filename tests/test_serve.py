@@ -92,8 +92,16 @@ def served(char_tokenizer):
     ("Q:7+8=", 0.6, 0.95, 0, "at least 1"),
     ("Q:7+8=", 0.6, 0.95, -5, "at least 1"),
     ("Q:7+8=", -0.1, 0.95, 10, "temperature"),
+    ("Q:7+8=", 50, 0.95, 10, "temperature must be between 0 (greedy) and 2, got 50"),
+    ("Q:7+8=", 2.01, 0.95, 10, "temperature must be between 0 (greedy) and 2"),
+    ("Q:7+8=", float("inf"), 0.95, 10, "temperature must be a finite number"),
+    ("Q:7+8=", "hot", 0.95, 10, "temperature must be a number"),
     ("Q:7+8=", 0.6, 0.0, 10, "top_p"),
+    ("Q:7+8=", 0.6, 1.01, 10, "top_p"),
     ("Q:7+8=", float("nan"), 0.95, 10, "finite"),
+    ("Q:7+8=", 0.6, float("nan"), 10, "top_p must be a finite number"),
+    ("Q:7+8=", 0.6, 0.95, float("nan"), "max new tokens must be a finite number"),
+    ("Q:7+8=", 0.6, 0.95, 2.5, "whole number"),
 ])
 def test_validation_messages(served, prompt, temperature, top_p, max_new, message):
     with pytest.raises(serve.InputError, match=None) as err:
@@ -108,6 +116,26 @@ def test_validation_greedy_and_cap(served):
     assert any("greedy" in n for n in req.notes) and any("capped" in n for n in req.notes)
 
 
+def test_validation_accepts_the_temperature_bounds(served):
+    """The range is closed: 0 (greedy) and MAX_TEMPERATURE itself are allowed."""
+    assert serve.MAX_TEMPERATURE == 2.0
+    hot = serve.validate_request(served, "Q:7+8=", 2.0, 1.0, 10, max_tokens_cap=64, max_prompt_chars=2000)
+    assert hot.do_sample and hot.temperature == 2.0 and hot.top_p == 1.0 and hot.notes == []
+
+
+def test_user_prompt_is_escaped_like_the_model_text():
+    prompt = 'Q:<script>alert("x")</script><b>7</b>+8= & <img src=x onerror=alert(1)>'
+    result = {"thinking": "<script>t</script>", "answer": "<b>15</b>", "thinking_done": True, "done": False}
+    for msgs in (serve._messages(prompt, None), serve._messages(prompt, result)):
+        user = msgs[0]
+        assert user["role"] == "user"
+        assert user["content"] == ('Q:&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;b&gt;7&lt;/b&gt;+8= '
+                                   '&amp; &lt;img src=x onerror=alert(1)&gt;')
+        assert "<" not in user["content"] and ">" not in user["content"]
+    _, thinking, answer = serve._messages(prompt, result)
+    assert thinking["content"] == "&lt;script&gt;t&lt;/script&gt;" and answer["content"] == "**&lt;b&gt;15&lt;/b&gt;**"
+
+
 def test_refuses_pickle_weights(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "pytorch_model.bin").write_bytes(b"not a model")
@@ -117,8 +145,52 @@ def test_refuses_pickle_weights(tmp_path):
 
 def test_cli_defaults_are_safe():
     args = serve.parse_args([])
-    assert args.host == "127.0.0.1" and args.share is False and args.model is None
+    assert args.host == "127.0.0.1" and args.share is False and args.model is None and args.hub is False
     assert serve.parse_args(["--host", "0.0.0.0", "--share"]).share is True
+
+
+@pytest.fixture
+def no_loading(monkeypatch):
+    """Record what ``main`` would load and launch, without loading or launching anything."""
+    calls = []
+    monkeypatch.setattr(serve, "load_served_model", lambda *a, **k: calls.append(("load", a, k)))
+    monkeypatch.setattr(serve, "build_app", lambda *a, **k: calls.append(("build_app", a, k)) or "demo")
+    monkeypatch.setattr(serve, "launch", lambda *a, **k: calls.append(("launch", a, k)))
+    return calls
+
+
+@pytest.mark.parametrize("option", ["--model", "--teacher"])
+def test_cli_refuses_a_path_that_does_not_exist_without_hub(tmp_path, capsys, no_loading, option):
+    typo = "artifacts/tiny/studnet"  # a typo: without the check it would be handed to the loader as a hub id
+    argv = ["--profile", "tiny", "--model", str(tmp_path), "--teacher", str(tmp_path)]
+    argv[argv.index(option) + 1] = typo
+    assert serve.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{option} {typo}" in err and "no model folder" in err and "--hub" in err
+    assert no_loading == []  # nothing was loaded, nothing downloaded, nothing served
+
+
+def test_cli_refuses_a_file_as_model_folder(tmp_path, capsys, no_loading):
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"")
+    assert serve.main(["--profile", "tiny", "--model", str(weights)]) == 2
+    assert str(weights) in capsys.readouterr().err and no_loading == []
+
+
+def test_cli_hub_flag_passes_a_hub_id_through(tmp_path, no_loading):
+    assert serve.main(["--profile", "tiny", "--hub", "--model", "org/some-model"]) == 0
+    assert [c[0] for c in no_loading] == ["build_app", "launch"]
+    assert no_loading[0][1][:2] == ("org/some-model", None)
+    no_loading.clear()
+    assert serve.main(["--profile", "tiny", "--model", str(tmp_path)]) == 0  # an existing folder needs no flag
+    assert no_loading[0][1][:2] == (str(tmp_path), None)
+
+
+def test_cli_help_documents_the_hub_flag(capsys):
+    with pytest.raises(SystemExit):
+        serve.parse_args(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--hub" in out and "hub id" in out and "typo" in out
 
 
 # ---------------------------------------------------------------------------------------
@@ -187,6 +259,9 @@ def test_api_streams_tokens_then_checks(client):
     ("Q:你好", 0.6, 0.95, MAX_NEW, "does not know"),
     ("Q:7+8=", 0.6, 0.95, 0, "at least 1"),
     ("Q:7+8=", 0.6, 1.5, MAX_NEW, "top_p"),
+    # the UI's slider stops at 1.5, but the API takes any number: the function behind it checks
+    ("Q:7+8=", 50, 0.95, MAX_NEW, "temperature must be between 0 \\(greedy\\) and 2, got 50"),
+    ("Q:7+8=", -1, 0.95, MAX_NEW, "temperature must be between 0"),
 ])
 def test_bad_input_gets_a_clear_message_and_the_app_keeps_serving(client, prompt, temperature, top_p,
                                                                   max_new, message):
@@ -240,6 +315,20 @@ def test_ten_concurrent_requests_all_answered(client):
     assert [r["prompt"] for r in results] == prompts  # every request answered, none mixed up
     assert all(r["done"] and r["new_tokens"] >= 1 for r in results)
     assert all(r["check"]["reference"] == str(i + i % 9 + 1) for i, r in enumerate(results))
+
+
+def _text(message) -> str:
+    content = message["content"]
+    return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
+
+
+def test_chat_escapes_the_user_prompt(client):
+    """The rendered history shows the prompt's markup as text (escaped), like the model's."""
+    # "/" is not in the tiny tokenizer's alphabet, so no closing tags: "<b>" and "<i>" open ones
+    student, _, _ = client.predict("Q:<b>7+8=<i>", "student", 0, 0.95, MAX_NEW, api_name="/chat")
+    shown = _text(student[0])
+    assert student[0]["role"] == "user"
+    assert shown == "Q:&lt;b&gt;7+8=&lt;i&gt;", shown
 
 
 def test_chat_both_models_side_by_side(client):

@@ -2,6 +2,8 @@
 
 import random
 
+import utils.tasks as tasks
+
 import pytest
 
 from utils.tasks import (DIFFICULTIES, FAMILIES, check_format, check_steps, extract_final_answer,
@@ -110,3 +112,23 @@ def test_bad_input_gives_clear_errors():
         generate_problem("arith", 9, random.Random(0))
     with pytest.raises(ValueError, match="split"):
         make_problems(3, "eval", seed=0)  # the old name: validation and test are named apart
+
+
+def test_independent_check_agrees_with_ground_truth_on_every_family():
+    from utils.tasks import independent_check, solve
+
+    for family in tasks.FAMILIES:
+        for p in tasks.make_problems(60, "train", seed=3, families=(family,)):
+            assert solve(p.prompt) == p.answer
+            assert independent_check(p.prompt, p.completion) is True
+
+
+def test_independent_check_catches_what_the_verifier_lets_through():
+    from utils.tasks import independent_check
+
+    p = tasks.column_addition(47, 38)  # <think>7+8+0=15;4+3+1=8</think>A:85
+    slipped = p.completion.replace("4+3+1=8", "4+3+1=9")  # a wrong step, the right answer
+    assert tasks.verify(slipped, p.answer) and independent_check(p.prompt, slipped) is False
+    wrong_answer = p.completion.replace("A:85", "A:86")
+    assert independent_check(p.prompt, wrong_answer) is False
+    assert independent_check("Q:How many apples?\n", "<think>x</think>A:3") is None

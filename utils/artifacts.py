@@ -27,14 +27,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .config import package_versions
+from .config import REPO_ROOT, artifacts_root, package_versions
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def artifacts_root() -> Path:
-    """``$R1LAB_ARTIFACTS`` if set, else ``<repo>/artifacts``."""
-    return Path(os.environ.get("R1LAB_ARTIFACTS", REPO_ROOT / "artifacts"))
+__all__ = ["REPO_ROOT", "artifacts_root"]  # re-exported: notebooks and the runner read them here
 
 
 def profile_dir(profile: str) -> Path:
@@ -66,7 +61,7 @@ def _recover(final: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_artifact(profile: str, name: str, *, seed: int, config: dict[str, Any] | None = None,
-                    metrics: dict[str, Any] | None = None) -> Iterator[Path]:
+                    metrics: dict[str, Any] | None = None, fingerprint: str | None = None) -> Iterator[Path]:
     """Write an artifact atomically::
 
         with atomic_artifact("tiny", "teacher", seed=0, config={...}) as tmp:
@@ -75,6 +70,7 @@ def atomic_artifact(profile: str, name: str, *, seed: int, config: dict[str, Any
     Everything is written into ``tmp``; on success the manifest is added and ``tmp`` replaces
     the old artifact in two renames. If the block raises, ``tmp`` is deleted and the previous
     artifact is untouched. ``metrics`` may be filled in inside the block (it is a dict).
+    ``fingerprint`` (``run.fingerprint(name)``) says which run it belongs to: see :func:`mismatch`.
     """
     final = artifact_path(profile, name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=final.parent))
@@ -85,6 +81,7 @@ def atomic_artifact(profile: str, name: str, *, seed: int, config: dict[str, Any
             "name": name,
             "profile": profile,
             "seed": seed,
+            "fingerprint": fingerprint,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "config": config or {},
             "metrics": metrics,
@@ -110,6 +107,22 @@ def read_manifest(profile: str, name: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def mismatch(profile: str, name: str, *, seed: int, fingerprint: str) -> str | None:
+    """Why the artifact ``name`` cannot serve this run, or ``None`` when it can.
+
+    "missing", "made with seed 0 (this run: seed 1)" or "made with another configuration": an
+    artifact is only reused by the run it was made for (same seed, same profile fields, same inputs).
+    """
+    if not exists(profile, name):
+        return "missing"
+    manifest = read_manifest(profile, name)
+    if manifest.get("fingerprint") == fingerprint:
+        return None
+    if manifest.get("seed") != seed and manifest.get("fingerprint") is not None:
+        return f"made with seed {manifest.get('seed')} (this run: seed {seed})"
+    return "made with another configuration (or before fingerprints were recorded)"
+
+
 # ---------------------------------------------------------------------------------------
 # results.json
 # ---------------------------------------------------------------------------------------
@@ -133,17 +146,76 @@ def _deep_merge(base: dict, new: dict) -> dict:
     return base
 
 
-def update_results(profile: str, new: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``new`` into ``results.json`` (atomically) and return the whole dict.
+PROVENANCE = "_runs"        # results.json's record of which run wrote which keys
+_notebook: str | None = None  # the notebook this process is running (set by begin_results)
 
-    ``update_results("tiny", {"teacher": {"acc_sft": 0.52}})`` keeps every other key.
-    """
-    results = _deep_merge(load_results(profile), new)
+
+def _write_results(profile: str, results: dict[str, Any]) -> None:
     path = results_path(profile)
     fd, tmp = tempfile.mkstemp(prefix=".results.", dir=path.parent)
     with os.fdopen(fd, "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)
     os.replace(tmp, path)
+
+
+def _delete(results: dict[str, Any], dotted: str) -> None:
+    """Remove ``a.b.c`` from nested ``results``, and parents left empty."""
+    *parents, leaf = dotted.split(".")
+    chain, node = [], results
+    for key in parents:
+        if not isinstance(node.get(key), dict):
+            return
+        chain.append((node, key))
+        node = node[key]
+    node.pop(leaf, None)
+    for parent, key in reversed(chain):
+        if parent[key]:
+            break
+        del parent[key]
+
+
+def begin_results(profile: str, notebook: str, *, seed: int, commit: str | None = None) -> None:
+    """A notebook starts writing results: the keys it wrote last time are removed (so nothing
+    from an older run survives its rerun), and ``_runs.<notebook>`` records this run's seed,
+    commit and start time. Later :func:`update_results` calls in this process are credited to it.
+    """
+    global _notebook
+    _notebook = notebook
+    results = load_results(profile)
+    for key in results.get(PROVENANCE, {}).get(notebook, {}).get("keys", []):
+        _delete(results, key)
+    results.setdefault(PROVENANCE, {})[notebook] = {
+        "profile": profile, "seed": seed, "commit": commit or git_commit(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "keys": []}
+    _write_results(profile, results)
+
+
+def git_commit() -> str:
+    """The checkout's commit (short hash, ``+dirty`` with uncommitted changes), or ``"unknown"``."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def update_results(profile: str, new: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``new`` into ``results.json`` (atomically) and return the whole dict.
+
+    ``update_results("tiny", {"teacher": {"acc_sft": 0.52}})`` keeps every other key. After
+    :func:`begin_results` the new keys are credited to the running notebook (and replaced when
+    it reruns).
+    """
+    results = _deep_merge(load_results(profile), new)
+    if _notebook is not None:
+        record = results.setdefault(PROVENANCE, {}).setdefault(_notebook, {"keys": []})
+        record["keys"] = sorted(set(record.get("keys", [])) | set(flatten(new)))
+    _write_results(profile, results)
     return results
 
 
@@ -161,7 +233,7 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def format_results(results: dict[str, Any]) -> str:
     """A two-column text table of every measured figure."""
-    flat = flatten(results)
+    flat = flatten({k: v for k, v in results.items() if k != PROVENANCE})
     if not flat:
         return "(no results yet)"
     width = max(len(k) for k in flat)

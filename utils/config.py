@@ -1,8 +1,8 @@
 """Profiles, seeds, devices: the knobs every notebook reads first.
 
-Taught in notebook 01 (the "Profile" section); every notebook calls :func:`setup` in its
-first code cell. A *profile* is one frozen dataclass holding every size and budget of the
-course, so that nothing in a notebook branches on the profile except through these values.
+Taught in notebook 01 (the "Profile" section); every notebook calls ``utils.pipeline.setup``
+(built on :func:`make_run`) in its first code cell. A *profile* is one frozen dataclass holding
+every size and budget of the course, so that nothing in a notebook branches on the profile except through these values.
 
 * ``tiny`` (the default): CPU, offline, the synthetic task world of :mod:`utils.tasks`,
   Qwen2 models built from config and trained here. Sized for a 2-core laptop.
@@ -119,7 +119,9 @@ class Profile:
     # --- GPU profiles (colab): memory planning, LoRA, serving ------------------------------
     lora_rank: int | None = None             # LoRA adapters for the teacher's SFT and RL when set
     gpu_gb: float = 15.0                     # a free Colab T4
-    gen_batch_size: int = 256                # prompts per generate() call
+    gen_batch_size: int = 1024               # sequences (prompts x samples) per generate() call
+    rm_batch_size: int = 32                  # preference pairs per reward-model step
+    gradient_checkpointing: bool = False     # recompute activations in backward: less memory, ~30 % slower
     serve_model: str | None = None           # a hub id (or folder) notebook 05 also serves (colab)
     # --- hardware and network ------------------------------------------------------------
     torch_threads: int = 2                   # 0: leave torch's default
@@ -156,6 +158,9 @@ PROFILES: dict[str, Profile] = {
         hub_offline=False,
         lora_rank=16,
         gen_batch_size=32,
+        rm_batch_size=4,
+        ppo_batch=8,                         # rollouts per PPO step: the planner's "02 PPO" stage
+        gradient_checkpointing=True,
         serve_model="deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
         teacher_sft_steps=100,
         sft_batch_size=8,
@@ -217,7 +222,7 @@ def get_profile(name: str | None = None) -> Profile:
     """Return the profile called ``name`` (default: ``$R1LAB_PROFILE`` or ``tiny``).
 
     A profile made of stand-ins (``extra["standins"]``) gets its names resolved to folders in
-    :func:`standins_root` (they may not be built yet: :func:`setup` builds them).
+    :func:`standins_root` (they may not be built yet: ``utils.pipeline.setup`` builds them).
     """
     name = name or os.environ.get("R1LAB_PROFILE") or DEFAULT_PROFILE
     if name not in PROFILES:
@@ -226,10 +231,16 @@ def get_profile(name: str | None = None) -> Profile:
     return with_standins(prof, standins_root()) if prof.extra.get("standins") else prof
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def artifacts_root() -> Path:
+    """``$R1LAB_ARTIFACTS`` if set, else ``<repo>/artifacts`` (``make test`` uses its own root)."""
+    return Path(os.environ.get("R1LAB_ARTIFACTS", REPO_ROOT / "artifacts"))
+
+
 def standins_root() -> Path:
     """Where the colab-dryrun stand-ins live: ``$R1LAB_STANDINS``, else ``<artifacts>/standins``."""
-    from .artifacts import artifacts_root
-
     return Path(os.environ.get("R1LAB_STANDINS") or artifacts_root() / "standins")
 
 
@@ -278,9 +289,109 @@ def pick_device() -> tuple[str, "Any"]:
     return "cpu", torch.float32
 
 
+# ---------------------------------------------------------------------------------------
+# How each stage runs on the hardware: the one place both the trainers and the GPU memory
+# planner (utils.memory_planner.plan_profile) read, so the plan is the code's plan.
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StageSettings:
+    """Batch, precision and memory savers of one stage.
+
+    ``batch`` counts sequences (a generate() call's prompts x samples, an optimiser step's
+    examples; the reward model's pairs). ``half_weights``: on a GPU the weights are loaded in the
+    run's half dtype (frozen models, a LoRA base, inference); otherwise fp32 master weights with
+    mixed precision (full fine-tuning). On a CPU everything is fp32.
+    """
+
+    batch: int
+    gradient_checkpointing: bool
+    half_weights: bool
+    lora_rank: int | None = None
+
+
+STAGES = ("teacher_sft", "reward_model", "ppo", "grpo", "sampling", "student_sft", "serving")
+
+
+def stage_settings(profile: Profile, stage: str) -> StageSettings:
+    """The :class:`StageSettings` of ``stage`` (one of :data:`STAGES`) in ``profile``."""
+    p, gc, lora = profile, profile.gradient_checkpointing, profile.lora_rank
+    table = {
+        "teacher_sft": StageSettings(p.sft_batch_size, gc, half_weights=bool(lora), lora_rank=lora),
+        "reward_model": StageSettings(p.rm_batch_size, gc, half_weights=False),
+        "ppo": StageSettings(p.ppo_batch, gc, half_weights=bool(lora), lora_rank=lora),
+        "grpo": StageSettings(p.rl_batch_prompts * p.num_generations, gc, half_weights=bool(lora), lora_rank=lora),
+        "sampling": StageSettings(p.gen_batch_size, False, half_weights=True),
+        "student_sft": StageSettings(p.student_batch_size, gc, half_weights=False),
+        "serving": StageSettings(1, False, half_weights=True),
+    }
+    if stage not in table:
+        raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")
+    return table[stage]
+
+
+# ---------------------------------------------------------------------------------------
+# What each artifact is made from. utils.pipeline builds them in this order; a manifest
+# records the fingerprint below, and an artifact whose fingerprint differs from the run's
+# (another seed, another configuration) is rebuilt, never silently reused.
+# ---------------------------------------------------------------------------------------
+
+_EVAL = ("data_source", "data_path", "families", "difficulties", "n_val", "n_test", "eval_seed",
+         "max_new_tokens")   # the splits a model artifact's recorded accuracy is measured on
+
+
+@dataclass(frozen=True)
+class ArtifactSpec:
+    """One artifact: the artifacts it is made from, the profile fields it depends on, the
+    notebook that makes it, and whether it depends on the run's seed."""
+
+    inputs: tuple[str, ...]
+    fields: tuple[str, ...]
+    notebook: str
+    seeded: bool = True
+
+
+ARTIFACTS: dict[str, ArtifactSpec] = {
+    "tokenizer": ArtifactSpec((), (), "01", seeded=False),
+    "teacher_sft": ArtifactSpec(("tokenizer",), _EVAL + (
+        "n_train", "teacher", "teacher_sft_steps", "sft_batch_size", "sft_lr", "sft_scheduler",
+        "sft_max_length", "lora_rank", "gradient_checkpointing"), "02"),
+    "reward_model": ArtifactSpec(("teacher_sft",), _EVAL + (
+        "reward_model", "rm_max_length", "rm_prompts", "rm_steps", "rm_lr", "rm_batch_size",
+        "num_generations", "gen_batch_size"), "02"),
+    "teacher": ArtifactSpec(("teacher_sft", "reward_model"), _EVAL + (
+        "ppo_steps", "grpo_steps", "rl_eval_every", "rl_lr", "rl_warmup_steps", "rl_batch_prompts",
+        "num_generations", "kl_beta", "grpo_scale_rewards", "grpo_loss_type", "grpo_iterations",
+        "grpo_format_reward", "ppo_batch", "ppo_lr", "ppo_lambda", "ppo_rm_weight"), "02"),
+    "distill_data": ArtifactSpec(("teacher", "reward_model"), _EVAL + (
+        "n_distill_prompts", "samples_per_prompt", "temperature", "top_p", "max_correct_per_prompt",
+        "reward_threshold", "decontam_unit", "gen_batch_size"), "03"),
+    "student": ArtifactSpec(("distill_data", "tokenizer"), _EVAL + (
+        "n_train", "student", "student_sft_steps", "student_eval_every", "student_batch_size",
+        "student_patience", "student_lr", "sft_max_length", "gradient_checkpointing"), "04"),
+}
+ARTIFACTS["distill_data_unfiltered"] = ARTIFACTS["distill_data"]  # written together, one fingerprint
+#: Profile fields no artifact depends on (a test checks every field is in one list or the other).
+NOT_IN_ARTIFACTS = ("name", "rl_steps", "onpolicy_steps", "serve_max_new_tokens", "serve_concurrency",
+                    "serve_queue_size", "serve_max_prompt_chars", "gpu_gb", "serve_model", "torch_threads",
+                    "hub_offline", "extra")
+
+
+def fingerprint(profile: Profile, seed: int, name: str) -> str:
+    """A short hash of everything artifact ``name`` is made from: its profile fields, the seed
+    (if it depends on it) and, recursively, its inputs' fingerprints."""
+    import hashlib
+
+    spec = ARTIFACTS[name]
+    parts = [name, *(f"{f}={getattr(profile, f)!r}" for f in spec.fields)]
+    parts += [f"seed={seed}"] if spec.seeded else []
+    parts += [fingerprint(profile, seed, i) for i in spec.inputs]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
 @dataclass
 class Run:
-    """What :func:`setup` returns: the profile, the seed and where to compute."""
+    """What :func:`utils.pipeline.setup` returns: the profile, the seed and where to compute."""
 
     profile: Profile
     seed: int
@@ -291,9 +402,28 @@ class Run:
     def name(self) -> str:
         return self.profile.name
 
+    def weights_dtype(self, stage: str):
+        """The torch dtype ``stage``'s weights are loaded in (see :class:`StageSettings`)."""
+        import torch
 
-def setup(profile: str | None = None, seed: int | None = None, *, quiet: bool = False) -> Run:
-    """First call of every notebook: offline env, threads, seeds, device.
+        half = stage_settings(self.profile, stage).half_weights and self.device == "cuda"
+        return self.dtype if half else torch.float32
+
+    def mixed_precision(self) -> dict[str, bool]:
+        """``bf16``/``fp16`` flags for a Trainer: mixed precision in the run's half dtype on a GPU."""
+        import torch
+
+        on_gpu = self.device == "cuda"
+        return {"bf16": on_gpu and self.dtype == torch.bfloat16, "fp16": on_gpu and self.dtype == torch.float16}
+
+    def fingerprint(self, artifact: str) -> str:
+        """The fingerprint artifact ``artifact`` of this run must carry (see :func:`fingerprint`)."""
+        return fingerprint(self.profile, self.seed, artifact)
+
+
+def make_run(profile: str | None = None, seed: int | None = None, *, quiet: bool = False) -> Run:
+    """Offline env, threads, seeds, device – the part of :func:`utils.pipeline.setup` (every
+    notebook's first call) that needs nothing but this module.
 
     ``profile``/``seed`` come from the notebook's ``parameters`` cell; ``None`` means
     "use ``$R1LAB_PROFILE`` / ``$R1LAB_SEED``, else the defaults".
@@ -307,10 +437,6 @@ def setup(profile: str | None = None, seed: int | None = None, *, quiet: bool = 
     if prof.torch_threads:
         torch.set_num_threads(prof.torch_threads)
     seed_everything(seed)
-    if prof.extra.get("standins"):
-        from .standins import build_standins
-
-        build_standins(standins_root(), quiet=quiet)  # once: cached in the folder
     device, dtype = pick_device()
     run = Run(profile=prof, seed=seed, device=device, dtype=dtype)
     if not quiet:

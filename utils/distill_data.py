@@ -30,7 +30,7 @@ from .tasks import Problem, check_format, verify
 
 def sample_candidates(model, tokenizer, problems: Sequence[Problem], *, k: int, temperature: float,
                       top_p: float, max_new_tokens: int, backend: str = "transformers",
-                      model_path: str | None = None, batch_size: int = 256,
+                      model_path: str | None = None, batch_size: int = 1024,
                       progress: bool = True) -> tuple[list[dict], dict]:
     """``k`` samples per problem; returns ``(rows, stats)`` with tokens/s in ``stats``.
 
@@ -237,14 +237,14 @@ def reward_threshold_on_validation(run: Run, model, tokenizer, reward_fn) -> dic
 
     A profile with a fixed ``reward_threshold`` keeps it (``"chosen": False``).
     """
-    from .teacher import val_problems
+    from .splits import val_problems
 
     prof = run.profile
     if prof.reward_threshold is not None:
         return {"threshold": prof.reward_threshold, "chosen": False, "sweep": []}
     rows, _ = sample_candidates(model, tokenizer, val_problems(run), k=prof.samples_per_prompt,
                                 temperature=prof.temperature, top_p=prof.top_p,
-                                max_new_tokens=prof.max_new_tokens, progress=False)
+                                max_new_tokens=prof.max_new_tokens, batch_size=prof.gen_batch_size, progress=False)
     score_rows(rows, reward_fn)
     return {**choose_reward_threshold(rows), "chosen": True, "rows": rows}
 
@@ -263,7 +263,7 @@ def save_dataset(run: Run, name: str, rows: list[dict], card: str, metrics: dict
     from .artifacts import atomic_artifact
 
     records = [{k: r[k] for k in SFT_COLUMNS} for r in rows]
-    with atomic_artifact(run.name, name, seed=run.seed, metrics=metrics,
+    with atomic_artifact(run.name, name, seed=run.seed, metrics=metrics, fingerprint=run.fingerprint(name),
                          config={"columns": list(SFT_COLUMNS)}) as tmp:
         Dataset.from_list(records).save_to_disk(str(tmp / "dataset"))
         with open(tmp / "data.jsonl", "w") as f:
@@ -299,36 +299,62 @@ def dataset_card(run: Run, counts: dict, teacher_manifest: dict, stats: dict) ->
 
 
 def build_distill_data(run: Run, *, progress: bool = True) -> dict:
-    """Notebook 03 without the notebook: sample, score, filter, save both datasets.
-
-    Returns ``{"rows", "kept", "stages", "counts", "stats"}``.
+    """Notebook 03 without the notebook: sample, score, filter, :func:`publish`. Needs the
+    ``teacher`` and ``reward_model`` artifacts. Returns ``{"rows", "kept", "stages", "stats", "summary"}``.
     """
-    from .artifacts import read_manifest
     from .models import load_model_artifact
-    from .pipeline import ensure_reward_model, ensure_teacher
     from .reward import score
-    from .teacher import test_problems, train_problems, val_problems
+    from .splits import test_problems, train_problems, val_problems
 
     prof = run.profile
-    ensure_teacher(run)
-    ensure_reward_model(run)
-    model, tokenizer = load_model_artifact(run.name, "teacher", device=run.device)
-    rm, rm_tok = load_model_artifact(run.name, "reward_model", kind="scalar", device=run.device)
+    model, tokenizer = load_model_artifact(run.name, "teacher", device=run.device, dtype=run.weights_dtype("sampling"))
+    rm, rm_tok = load_model_artifact(run.name, "reward_model", kind="scalar", device=run.device,
+                                     dtype=run.weights_dtype("sampling"))
     problems = train_problems(run)[: prof.n_distill_prompts]
     rows, stats = sample_candidates(model, tokenizer, problems, k=prof.samples_per_prompt,
                                     temperature=prof.temperature, top_p=prof.top_p,
-                                    max_new_tokens=prof.max_new_tokens, progress=progress)
+                                    max_new_tokens=prof.max_new_tokens, batch_size=prof.gen_batch_size,
+                                    progress=progress)
     reward_fn = lambda p, c: score(rm, rm_tok, p, c)  # noqa: E731
     score_rows(rows, reward_fn)
     threshold = reward_threshold_on_validation(run, model, tokenizer, reward_fn)["threshold"]
     kept, stages = run_filters(rows, val_problems(run) + test_problems(run), max_per_prompt=prof.max_correct_per_prompt,
                                reward_threshold=threshold, decontam_unit=prof.decontam_unit)
-    counts = funnel_counts(stages)
-    card = dataset_card(run, counts, read_manifest(run.name, "teacher"), stats)
+    summary = publish(run, problems, rows, kept, stages, stats, threshold)
+    return {"rows": rows, "kept": kept, "stages": stages, "stats": stats, "summary": summary}
+
+
+def independently_correct(rows: list[dict]) -> float:
+    """Share of ``rows`` right by a check that shares no code with :func:`verify`: the task
+    world's solver and step arithmetic (:func:`utils.tasks.independent_check`), or GSM8K's own
+    answer checker (:func:`utils.gsm8k.is_correct`) for prompts the solver does not know."""
+    from .gsm8k import is_correct
+    from .tasks import independent_check
+
+    def ok(r: dict) -> bool:
+        verdict = independent_check(r["prompt"], r["completion"])
+        return is_correct(r["completion"], r["answer"]) if verdict is None else verdict
+    return sum(ok(r) for r in rows) / max(1, len(rows))
+
+
+def publish(run: Run, problems: Sequence[Problem], rows: list[dict], kept: list[dict],
+            stages: list[tuple[str, list[dict]]], stats: dict, reward_threshold: float) -> dict:
+    """Save ``distill_data`` (the kept rows) and ``distill_data_unfiltered`` (every sample), each
+    with its card, and write the ``data`` section of ``results.json``; returns that section.
+
+    Notebook 03 and the rebuild path (:func:`build_distill_data`) both end here.
+    """
+    from .artifacts import read_manifest, update_results
+
+    card = dataset_card(run, funnel_counts(stages), read_manifest(run.name, "teacher"), stats)
     summary = {"prompts": len(problems), "generated": len(rows), "kept": len(kept),
-               "kept_correct_frac": sum(verify(r["completion"], r["answer"]) for r in kept) / max(1, len(kept)),
-               "unfiltered_correct_frac": sum(r["correct"] for r in rows) / len(rows),
-               "tokens_per_s": stats["tokens_per_s"]}
+               "kept_correct_frac": round(sum(verify(r["completion"], r["answer"]) for r in kept) / max(1, len(kept)), 4),
+               "kept_independent_frac": round(independently_correct(kept), 4),
+               "unfiltered_correct_frac": round(sum(r["correct"] for r in rows) / max(1, len(rows)), 4),
+               "tokens_per_s": round(stats["tokens_per_s"], 1),
+               "reward_threshold": None if reward_threshold == float("-inf") else round(reward_threshold, 4)}
     save_dataset(run, "distill_data", kept, card, summary)
-    save_dataset(run, "distill_data_unfiltered", rows, card.replace("# distill_data", "# distill_data_unfiltered (all samples)"), summary)
-    return {"rows": rows, "kept": kept, "stages": stages, "counts": counts, "stats": stats, "summary": summary}
+    save_dataset(run, "distill_data_unfiltered", rows,
+                 card.replace("# distill_data", "# distill_data_unfiltered (all samples)"), summary)
+    update_results(run.name, {"data": summary})
+    return summary

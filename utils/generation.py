@@ -21,13 +21,15 @@ from .tasks import Problem, verify
 @torch.no_grad()
 def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], *,
              max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0,
-             top_p: float = 1.0, num_return_sequences: int = 1, batch_size: int = 256,
+             top_p: float = 1.0, num_return_sequences: int = 1, batch_size: int = 1024,
              progress: bool = False, desc: str = "generating") -> tuple[list[str], int]:
     """Complete every prompt; return ``(completions, generated_token_count)``.
 
     Completions are decoded without the prompt and without special tokens, cut at EOS.
     With ``num_return_sequences = k`` the output holds k completions per prompt, prompt-major
-    (``[p0s0, p0s1, …, p1s0, …]``).
+    (``[p0s0, p0s1, …, p1s0, …]``). ``batch_size`` counts *sequences* per ``model.generate``
+    call (prompts × samples: what the KV cache holds) – the profile's ``gen_batch_size``, as the
+    memory planner counts it.
     """
     if max_new_tokens <= 0:
         raise ValueError("max_new_tokens must be positive")
@@ -37,9 +39,10 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
     tokenizer.padding_side = "left"
     texts: list[str] = []
     n_tokens = 0
-    batches = range(0, len(prompts), batch_size)
+    per_call = max(1, batch_size // num_return_sequences)  # prompts per call
+    batches = range(0, len(prompts), per_call)
     for start in bar(batches, desc=desc, disable=not progress, leave=False):
-        chunk = list(prompts[start:start + batch_size])
+        chunk = list(prompts[start:start + per_call])
         enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         kwargs = dict(do_sample=do_sample, max_new_tokens=max_new_tokens,
                       num_return_sequences=num_return_sequences,
@@ -74,7 +77,7 @@ class EvalResult:
 
 
 def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, problems: Sequence[Problem], *,
-             max_new_tokens: int, batch_size: int = 256, progress: bool = False) -> EvalResult:
+             max_new_tokens: int, batch_size: int = 1024, progress: bool = False) -> EvalResult:
     """Greedy-decode every problem and score it with the verifier (exact match)."""
     if not problems:
         raise ValueError("evaluate() needs at least one problem")
@@ -94,7 +97,8 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, problem
 
 
 def pass_at_k(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, problems: Sequence[Problem], *,
-              k: int, max_new_tokens: int, temperature: float = 1.0) -> dict[str, dict[str, float]]:
+              k: int, max_new_tokens: int, temperature: float = 1.0,
+              batch_size: int = 1024) -> dict[str, dict[str, float]]:
     """Greedy pass@1 and sampled pass@k, per difficulty and overall (``"all"``).
 
     pass@k is the share of problems where at least one of ``k`` samples at ``temperature`` is
@@ -104,9 +108,9 @@ def pass_at_k(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, proble
     """
     if k < 1:
         raise ValueError("k must be >= 1")
-    greedy = evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens).correct
+    greedy = evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens, batch_size=batch_size).correct
     samples, _ = generate(model, tokenizer, [p.prompt for p in problems], max_new_tokens=max_new_tokens,
-                          do_sample=True, temperature=temperature, num_return_sequences=k)
+                          do_sample=True, temperature=temperature, num_return_sequences=k, batch_size=batch_size)
     hit = [any(verify(samples[i * k + j], p.answer) for j in range(k)) for i, p in enumerate(problems)]
     groups: dict[str, list[int]] = {"all": list(range(len(problems)))}
     for i, p in enumerate(problems):

@@ -15,7 +15,7 @@ import time
 from datasets import Dataset
 from transformers import TrainerCallback
 
-from .config import Run
+from .config import Run, stage_settings
 from .progress import calm_trainer_progress
 from .tasks import Problem, check_format, verify
 
@@ -82,6 +82,7 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
     from trl import GRPOConfig, GRPOTrainer
 
     prof = run.profile
+    stage = stage_settings(prof, "grpo")
     dataset = Dataset.from_list([{"prompt": p.prompt, "answer": p.answer} for p in problems])
     callback = _EvalCallback(eval_fn, eval_every)
     zero_variance: list[float] = []   # per generation batch: groups whose accuracy rewards are all equal
@@ -97,12 +98,13 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
         args = GRPOConfig(
             output_dir=out, max_steps=prof.grpo_steps, learning_rate=prof.rl_lr,
             lr_scheduler_type="constant_with_warmup", warmup_steps=prof.rl_warmup_steps,
-            per_device_train_batch_size=prof.rl_batch_prompts * prof.num_generations,
+            per_device_train_batch_size=stage.batch,
             num_generations=prof.num_generations, max_completion_length=prof.max_new_tokens,
             scale_rewards=prof.grpo_scale_rewards, loss_type=prof.grpo_loss_type,
             num_iterations=prof.grpo_iterations,
             temperature=1.0, beta=prof.kl_beta, logging_steps=1, save_strategy="no",
-            report_to="none", seed=run.seed, use_cpu=run.device == "cpu", bf16=False,
+            report_to="none", seed=run.seed, use_cpu=run.device == "cpu", **run.mixed_precision(),
+            gradient_checkpointing=stage.gradient_checkpointing,
             activation_checkpointing=False, disable_tqdm=not progress)
         trainer = GRPOTrainer(model=policy, reward_funcs=reward_funcs, args=args,
                               train_dataset=dataset, processing_class=tokenizer, callbacks=[callback])
@@ -112,5 +114,8 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
     if callback.best_state is not None:
         policy.load_state_dict(callback.best_state)
     policy.eval()
+    # The models TRL held: the policy, plus a frozen reference copy when beta > 0 and no LoRA
+    # (with LoRA the reference is the policy with its adapters switched off).
+    held = 1 + (getattr(trainer, "ref_model", None) is not None)
     return {"evals": callback.evals, "best": callback.best, "log": trainer.state.log_history,
-            "zero_variance": zero_variance, "seconds": seconds}
+            "zero_variance": zero_variance, "seconds": seconds, "models_in_memory": held}

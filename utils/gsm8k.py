@@ -33,6 +33,8 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
 
+from .tasks import ANSWER_PREFIX, THINK_CLOSE, THINK_OPEN, Problem
+
 __all__ = [
     "extract_answer",
     "is_correct",
@@ -222,13 +224,22 @@ def extract_answer(text: str) -> str | None:
 
 
 def _math_verify_equal(predicted: str, reference: str) -> bool:
-    """Second opinion from ``math_verify`` for symbolic answers; never raises."""
+    """Second opinion from ``math_verify`` for symbolic answers.
+
+    ``math_verify`` already turns parser errors and timeouts into "no match" (``parse``
+    returns ``[]``, ``verify`` returns False). Two failures are expected on top of that and
+    read as "not equal": the package is missing (``ImportError``), or the call runs outside
+    the main thread, where its ``signal.alarm`` timeout cannot work (``ValueError``). Any
+    other exception is a bug and propagates rather than silently grading an answer wrong.
+    """
     try:
         from math_verify import parse, verify
-
+    except ImportError:  # the package is optional for plain-number answers
+        return False
+    try:
         gold, guess = parse(f"${reference}$"), parse(f"${predicted}$")
         return bool(gold) and bool(guess) and bool(verify(gold, guess))
-    except Exception:  # missing package, parser error, timeout outside main thread
+    except ValueError:  # "signal only works in main thread": math_verify's timeout needs it
         return False
 
 
@@ -319,13 +330,11 @@ def load_gsm8k_hub(split: str = "test") -> list[dict]:
 
 
 def load_problems(source: str | os.PathLike | None, split: str) -> list:
-    """GSM8K ``split`` ("train" or "test") as course problems (:func:`utils.tasks.from_gsm8k`).
+    """GSM8K ``split`` ("train" or "test") as course problems (:func:`from_gsm8k`).
 
     ``source`` is a local folder or file for :func:`load_gsm8k`, or None for the hub
     (:func:`load_gsm8k_hub`). When the hub is unreachable the error says what to do instead.
     """
-    from .tasks import from_gsm8k
-
     if source is not None:
         records = load_gsm8k(source, split)
     else:
@@ -338,3 +347,20 @@ def load_problems(source: str | os.PathLike | None, split: str) -> list:
                 "offline with local stand-ins: profile 'colab-dryrun' (make colab-dryrun)."
             ) from error
     return [from_gsm8k(r) for r in records]
+
+
+def from_gsm8k(record: dict) -> Problem:
+    """A GSM8K record (``utils.gsm8k.load_gsm8k``) in the course's format (colab profile).
+
+    The worked solution becomes the chain of thought (calculator annotations ``<<…>>`` removed)
+    and ``#### 1,800`` becomes the answer line ``A:1800``, so the same verifier grades GSM8K
+    and the task world. Difficulty = number of solution lines (1–3, capped).
+    """
+    solution, _, _ = record["answer"].rpartition("####")
+    steps = re.sub(r"<<[^>]*>>", "", solution).strip()
+    answer = extract_answer(record["answer"])
+    if answer is None or not re.fullmatch(r"0|-?[1-9][0-9]*", answer):
+        raise ValueError(f"GSM8K answer {answer!r} is not an integer")
+    lines = [line for line in steps.splitlines() if line.strip()]
+    return Problem("gsm8k", min(3, max(1, len(lines) - 1)), f"Q:{record['question'].strip()}\n",
+                   f"{THINK_OPEN}\n{steps}\n{THINK_CLOSE}{ANSWER_PREFIX}{answer}", answer)

@@ -4,7 +4,8 @@ Peak generation memory on a CPU: PyTorch has no ``max_memory_allocated`` for the
 run one generation under ``torch.profiler`` with ``profile_memory=True`` and replay its
 allocation events in time order; the highest running total is the peak of what generation
 allocated (KV cache + activations), to which the weights are added. The interpreter and
-the libraries (~340 MB) are left out. On CUDA we use ``torch.cuda.max_memory_allocated``.
+the libraries (~340 MB) are left out. On CUDA, ``torch.cuda.max_memory_allocated``
+above the baseline allocated before the call (other resident models excluded), plus the weights.
 """
 
 from __future__ import annotations
@@ -61,14 +62,23 @@ def batched_tokens_per_s(model, tokenizer, problems: Sequence[Problem], max_new_
     return n_tokens / (time.perf_counter() - start)
 
 
+def cuda_peak_above_baseline_mb(device, weights: int, work) -> float:
+    """Peak CUDA memory of ``work()`` in MB: the rise of ``max_memory_allocated`` above what was
+    allocated before (every other resident model is in that baseline), plus ``weights`` bytes."""
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    baseline = torch.cuda.memory_allocated(device)
+    work()
+    torch.cuda.synchronize(device)
+    return (weights + torch.cuda.max_memory_allocated(device) - baseline) / 2**20
+
+
 def peak_generation_memory_mb(model, tokenizer, prompts: Sequence[str], max_new_tokens: int) -> float:
     """Peak memory of the model while generating (weights + KV cache + activations), in MB."""
     device = next(model.parameters()).device
     if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(device)
-        generate(model, tokenizer, list(prompts), max_new_tokens=max_new_tokens, batch_size=len(prompts))
-        return torch.cuda.max_memory_allocated(device) / 2**20
+        return cuda_peak_above_baseline_mb(device, weights_bytes(model), lambda: generate(
+            model, tokenizer, list(prompts), max_new_tokens=max_new_tokens, batch_size=len(prompts)))
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:

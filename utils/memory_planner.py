@@ -406,37 +406,50 @@ def hub_shape(model_id: str) -> ModelShape:
 
 
 def _ppo_with_small_critic(policy: ModelShape, reward: ModelShape, batch: int, seq_len: int,
-                           lora_rank: int | None) -> dict:
-    """PPO where the reward model and the critic have the reward model's (smaller) backbone,
-    as in notebook 02; activations are still counted at the policy's size (an overestimate)."""
-    plan = plan_stage("ppo", policy, batch, seq_len, lora_rank=lora_rank, gradient_checkpointing=True)
-    plan["reward_weights"] = plan["value_weights"] = weights_bytes(reward, 2)
+                           settings) -> dict:
+    """PPO as notebook 02 runs it: the policy (LoRA on a half-precision base, or full), a frozen
+    half-precision reference and reward model, and a critic with the reward model's backbone,
+    fully trained in fp32. Activations are counted at the policy's size (an overestimate)."""
+    plan = plan_stage("ppo", policy, batch, seq_len, _dtype_bytes(settings), lora_rank=settings.lora_rank,
+                      gradient_checkpointing=settings.gradient_checkpointing)
+    plan["reward_weights"] = weights_bytes(reward, 2)
+    plan["value_weights"] = weights_bytes(reward, 4)
     plan["total"] = sum(_components(plan).values())
     return plan | {"stage": "02 PPO"}
+
+
+def _dtype_bytes(settings) -> int:
+    """Bytes per number of a stage: 2 with half-precision weights, 4 with fp32 master weights
+    (activations under mixed precision are half that: counting them at 4 errs on the safe side)."""
+    return 2 if settings.half_weights else 4
 
 
 def plan_profile(profile, prompt_tokens: int = 256) -> list[dict]:
     """One plan per stage of the course for a profile whose models are hub ids.
 
-    Stages: teacher generation (notebook 03), teacher SFT and reward model (02), PPO and GRPO
-    (02, LoRA when ``profile.lora_rank``), student SFT (04, full fine-tune) and serving (05).
+    Every batch, precision, LoRA rank and gradient-checkpointing switch comes from
+    :func:`utils.config.stage_settings` – the settings the trainers read – and every sequence
+    length from the profile's truncation lengths, so the plan is the code's plan.
     """
-    seq = prompt_tokens + profile.max_new_tokens
+    from .config import stage_settings
+
+    def plan(stage: str, planner_stage: str, shape: ModelShape, seq: int, label: str) -> dict:
+        s = stage_settings(profile, stage)
+        return plan_stage(planner_stage, shape, s.batch, seq, _dtype_bytes(s), lora_rank=s.lora_rank,
+                          gradient_checkpointing=s.gradient_checkpointing) | {"stage": label}
+
+    rollout = prompt_tokens + profile.max_new_tokens
     teacher, student = hub_shape(profile.teacher), hub_shape(profile.student)
     reward = hub_shape(profile.reward_model)
-    lora = profile.lora_rank
-    rollouts = profile.rl_batch_prompts * profile.num_generations
+    sft_stage = "sft_lora" if stage_settings(profile, "teacher_sft").lora_rank else "sft_full"
     return [
-        plan_stage("sft_lora" if lora else "sft_full", teacher, profile.sft_batch_size, seq, lora_rank=lora,
-                   gradient_checkpointing=True) | {"stage": "02 teacher SFT"},
-        plan_stage("reward", reward, profile.sft_batch_size, seq, gradient_checkpointing=True)
-        | {"stage": "02 reward model"},
-        _ppo_with_small_critic(teacher, reward, rollouts, seq, lora),
-        plan_stage("grpo", teacher, rollouts, seq, lora_rank=lora, gradient_checkpointing=True)
-        | {"stage": "02 GRPO"},
-        plan_stage("generate", teacher, profile.gen_batch_size, seq) | {"stage": "03 sampling"},
-        plan_stage("sft_full", student, profile.sft_batch_size, seq, gradient_checkpointing=True)
-        | {"stage": "04 student SFT"},
-        plan_stage("generate", hub_shape(profile.serve_model), 1, prompt_tokens + profile.serve_max_new_tokens)
-        | {"stage": "05 serving"},
+        plan("teacher_sft", sft_stage, teacher, profile.sft_max_length, "02 teacher SFT"),
+        plan("reward_model", "reward", reward, profile.rm_max_length, "02 reward model"),
+        _ppo_with_small_critic(teacher, reward, stage_settings(profile, "ppo").batch, rollout,
+                               stage_settings(profile, "ppo")),
+        plan("grpo", "grpo", teacher, rollout, "02 GRPO"),
+        plan("sampling", "generate", teacher, rollout, "03 sampling"),
+        plan("student_sft", "sft_full", student, profile.sft_max_length, "04 student SFT"),
+        plan_stage("generate", hub_shape(profile.serve_model), stage_settings(profile, "serving").batch,
+                   prompt_tokens + profile.serve_max_new_tokens) | {"stage": "05 serving"},
     ]

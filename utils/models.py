@@ -152,14 +152,17 @@ def load_scalar_head(path: str | Path, device: str = "cpu", dtype=None) -> PreTr
 
 def save_model_artifact(profile: str, name: str, model: PreTrainedModel,
                         tokenizer: PreTrainedTokenizerBase, *, seed: int,
-                        config: dict | None = None, metrics: dict | None = None) -> Path:
-    """Save ``model`` and its tokenizer atomically as the artifact ``name`` (safetensors)."""
+                        config: dict | None = None, metrics: dict | None = None,
+                        fingerprint: str | None = None) -> Path:
+    """Save ``model`` and its tokenizer atomically as the artifact ``name`` (safetensors);
+    ``fingerprint`` is ``run.fingerprint(name)`` (see :func:`utils.artifacts.mismatch`)."""
     from .artifacts import artifact_path, atomic_artifact
     from .tokenizer import save_tokenizer
 
     metrics = dict(metrics or {})
     metrics.setdefault("params", count_params(model))
-    with atomic_artifact(profile, name, seed=seed, config=config, metrics=metrics) as tmp:
+    with atomic_artifact(profile, name, seed=seed, config=config, metrics=metrics,
+                         fingerprint=fingerprint) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         save_tokenizer(tokenizer, tmp)
     return artifact_path(profile, name)

@@ -1,91 +1,141 @@
-"""Every notebook runs on its own: ``ensure_*`` loads an artifact, or rebuilds it first.
+"""Every notebook runs on its own: the top of the package, where artifacts are resolved.
 
-Each function returns the artifact's path. When the artifact is missing (a fresh clone,
-or a notebook opened out of order) it is rebuilt through the *same* ``utils`` function the
-earlier notebook uses, with a message saying so – never a shortcut or a stand-in.
+Dependencies point one way: ``config`` ← ``artifacts`` ← the stages (``teacher``, ``reward``,
+``distill_data``, ``student``, …) ← ``pipeline``. A stage reads its inputs from the artifacts
+folder and never builds them; this module alone knows how each artifact is made:
+
+* :data:`utils.config.ARTIFACTS` – what each artifact is made from (inputs, profile fields);
+* :data:`BUILDERS` – the stage function that makes it, the *same* one its notebook calls;
+* :func:`ensure` – make sure an artifact of *this run* exists: inputs first, then the artifact,
+  rebuilt (with a message) when it is missing or was made for another seed or configuration.
+
+:func:`setup` is every notebook's first call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from . import artifacts
-from .config import Run
+from .config import ARTIFACTS, Run, make_run, standins_root
 
 
-def _say(name: str, notebook: str) -> None:
-    print(f"ℹ artifact '{name}' is missing: building it now with the code of notebook {notebook} "
-          f"(run that notebook to see how it is made).", flush=True)
+def _build_tokenizer(run: Run) -> None:
+    from .tokenizer import build_char_tokenizer, save_tokenizer
+
+    with artifacts.atomic_artifact(run.name, "tokenizer", seed=run.seed,
+                                   fingerprint=run.fingerprint("tokenizer")) as tmp:
+        save_tokenizer(build_char_tokenizer(), tmp)
+
+
+def _build_teacher_sft(run: Run) -> None:
+    from .teacher import train_teacher_sft
+
+    train_teacher_sft(run)
+
+
+def _build_reward_model(run: Run) -> None:
+    from .reward import train_reward_model
+
+    train_reward_model(run)
+
+
+def _build_teacher(run: Run) -> None:
+    from .teacher import build_teacher
+
+    build_teacher(run)
+
+
+def _build_distill_data(run: Run) -> None:
+    from .distill_data import build_distill_data
+
+    build_distill_data(run)
+
+
+def _build_student(run: Run) -> None:
+    from .student import build_student
+
+    build_student(run)
+
+
+#: artifact → the function that makes it (its inputs and fields: utils.config.ARTIFACTS)
+BUILDERS: dict[str, Callable[[Run], None]] = {
+    "tokenizer": _build_tokenizer,
+    "teacher_sft": _build_teacher_sft,
+    "reward_model": _build_reward_model,
+    "teacher": _build_teacher,
+    "distill_data": _build_distill_data,
+    "distill_data_unfiltered": _build_distill_data,
+    "student": _build_student,
+}
+
+
+def ensure(run: Run, name: str) -> Path:
+    """The path of artifact ``name`` made for this run (its seed and configuration), building
+    it – and first whatever it is made from – when it is missing or belongs to another run."""
+    if name not in ARTIFACTS:
+        raise ValueError(f"unknown artifact {name!r}; choose one of {sorted(ARTIFACTS)}")
+    why = artifacts.mismatch(run.name, name, seed=run.seed, fingerprint=run.fingerprint(name))
+    if why is not None:
+        for upstream in ARTIFACTS[name].inputs:
+            ensure(run, upstream)
+        print(f"ℹ artifact '{name}' is {why}: building it now with the code of notebook "
+              f"{ARTIFACTS[name].notebook} (run that notebook to see how it is made).", flush=True)
+        BUILDERS[name](run)
+    return artifacts.artifact_path(run.name, name)
 
 
 def ensure_tokenizer(run: Run, role: str = "teacher") -> Path | str:
-    """Where the tokenizer of ``role`` ("teacher", "student" or "reward_model") loads from.
+    """Where the tokenizer of ``role`` loads from, after making notebook 01's tokenizer if this
+    profile uses it (see :func:`utils.tokenizer.tokenizer_source`)."""
+    from .tokenizer import tokenizer_source
 
-    A model built from config (tiny profile) reads the course's character tokenizer, the
-    ``tokenizer`` artifact of notebook 01. A checkpoint (a hub id or a folder: colab) brings its
-    own tokenizer, and that id or folder is returned – the student's differs from the teacher's,
-    which data distillation allows: the teacher hands over text, not token ids.
-    """
-    if role not in ("teacher", "student", "reward_model"):
-        raise ValueError(f"role must be 'teacher', 'student' or 'reward_model', not {role!r}")
-    model = getattr(run.profile, role)
-    if isinstance(model, str):
-        return model
-    if not artifacts.exists(run.name, "tokenizer"):
-        from .tokenizer import build_char_tokenizer, save_tokenizer
-
-        _say("tokenizer", "01")
-        with artifacts.atomic_artifact(run.name, "tokenizer", seed=run.seed) as tmp:
-            save_tokenizer(build_char_tokenizer(), tmp)
-    return artifacts.artifact_path(run.name, "tokenizer")
+    if not isinstance(getattr(run.profile, role, None), str):
+        ensure(run, "tokenizer")
+    return tokenizer_source(run, role)
 
 
 def ensure_teacher_sft(run: Run) -> Path:
     """The warm-up SFT teacher (notebook 02, section 1)."""
-    if not artifacts.exists(run.name, "teacher_sft"):
-        from .teacher import train_teacher_sft
-
-        _say("teacher_sft", "02")
-        train_teacher_sft(run)
-    return artifacts.artifact_path(run.name, "teacher_sft")
+    return ensure(run, "teacher_sft")
 
 
 def ensure_reward_model(run: Run) -> Path:
     """The reward model trained on verifier-labelled preference pairs (notebook 02)."""
-    if not artifacts.exists(run.name, "reward_model"):
-        from .reward import train_reward_model
-
-        _say("reward_model", "02")
-        train_reward_model(run)
-    return artifacts.artifact_path(run.name, "reward_model")
+    return ensure(run, "reward_model")
 
 
 def ensure_teacher(run: Run) -> Path:
     """The RL-improved teacher that writes the distillation data (notebook 02)."""
-    if not artifacts.exists(run.name, "teacher"):
-        from .teacher import build_teacher
-
-        _say("teacher", "02")
-        build_teacher(run)
-    return artifacts.artifact_path(run.name, "teacher")
+    return ensure(run, "teacher")
 
 
 def ensure_distill_data(run: Run) -> Path:
     """The filtered distillation dataset and its unfiltered twin (notebook 03)."""
-    if not (artifacts.exists(run.name, "distill_data")
-            and artifacts.exists(run.name, "distill_data_unfiltered")):
-        from .distill_data import build_distill_data
-
-        _say("distill_data", "03")
-        build_distill_data(run)
-    return artifacts.artifact_path(run.name, "distill_data")
+    ensure(run, "distill_data_unfiltered")
+    return ensure(run, "distill_data")
 
 
 def ensure_student(run: Run) -> Path:
     """The distilled student (notebook 04)."""
-    if not artifacts.exists(run.name, "student"):
-        from .student import build_student
+    return ensure(run, "student")
 
-        _say("student", "04")
-        build_student(run)
-    return artifacts.artifact_path(run.name, "student")
+
+def setup(profile: str | None = None, seed: int | None = None, *, notebook: str | None = None,
+          quiet: bool = False) -> Run:
+    """Every notebook's first call: offline env, threads, seeds, device (:func:`utils.config.make_run`);
+    the colab-dryrun stand-ins when the profile uses them; and, with ``notebook`` ("01" … "05"),
+    a fresh section of ``results.json`` for this notebook (:func:`utils.artifacts.begin_results`).
+
+    ``profile``/``seed`` come from the notebook's ``parameters`` cell; ``None`` means
+    "use ``$R1LAB_PROFILE`` / ``$R1LAB_SEED``, else the defaults".
+    """
+    run = make_run(profile, seed, quiet=quiet)
+    if run.profile.extra.get("standins"):
+        from .standins import build_standins
+
+        build_standins(standins_root(), quiet=quiet)  # once: cached in the folder
+    if notebook is not None:
+        artifacts.begin_results(run.name, notebook, seed=run.seed)
+    return run

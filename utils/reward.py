@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from datasets import Dataset
 
-from .config import Run
+from .config import Run, stage_settings
 from .generation import generate
 from .models import build_scalar_head, load_model_artifact, save_model_artifact
 from .progress import calm_trainer_progress
@@ -74,30 +74,32 @@ def train_reward_model(run: Run, *, progress: bool = True) -> dict:
     """
     from trl import RewardConfig, RewardTrainer
 
-    from .pipeline import ensure_teacher_sft, ensure_tokenizer
-    from .teacher import train_problems
-    from .tokenizer import load_tokenizer
+    from .splits import train_problems
+    from .tokenizer import load_tokenizer, tokenizer_source
 
     prof = run.profile
-    ensure_teacher_sft(run)
-    teacher, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device)
+    stage = stage_settings(prof, "reward_model")
+    teacher, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device, dtype=run.weights_dtype("sampling"))
     problems = train_problems(run)[: prof.rm_prompts]
     k = prof.num_generations
     samples, _ = generate(teacher, tokenizer, [p.prompt for p in problems], do_sample=True,
                           temperature=1.0, top_p=1.0, num_return_sequences=k,
-                          max_new_tokens=prof.max_new_tokens, progress=progress, desc="sampling pairs")
+                          max_new_tokens=prof.max_new_tokens, batch_size=prof.gen_batch_size,
+                          progress=progress, desc="sampling pairs")
     pairs = preference_pairs(problems, samples, k, seed=run.seed)
     n_test = max(1, len(pairs) // 5)
     test, train = pairs[:n_test], pairs[n_test:]
-    rm_tokenizer = load_tokenizer(ensure_tokenizer(run, "reward_model"))
-    model = build_scalar_head(prof.reward_model, rm_tokenizer, seed=run.seed).to(run.device)
+    rm_tokenizer = load_tokenizer(tokenizer_source(run, "reward_model"))
+    model = build_scalar_head(prof.reward_model, rm_tokenizer, seed=run.seed, dtype=run.weights_dtype("reward_model"))
+    model = model.to(run.device)
     calm_trainer_progress()
     with tempfile.TemporaryDirectory() as out:
-        args = RewardConfig(output_dir=out, max_steps=prof.rm_steps, per_device_train_batch_size=32,
+        args = RewardConfig(output_dir=out, max_steps=prof.rm_steps, per_device_train_batch_size=stage.batch,
                             learning_rate=prof.rm_lr, lr_scheduler_type="cosine", warmup_steps=0.05,
                             logging_steps=max(1, prof.rm_steps // 10), save_strategy="no",
                             report_to="none", seed=run.seed, use_cpu=run.device == "cpu",
-                            bf16=False, activation_checkpointing=False, max_length=prof.rm_max_length,
+                            **run.mixed_precision(), gradient_checkpointing=stage.gradient_checkpointing,
+                            activation_checkpointing=False, max_length=prof.rm_max_length,
                             disable_tqdm=not progress)
         trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(train),
                                 processing_class=rm_tokenizer)
@@ -105,6 +107,7 @@ def train_reward_model(run: Run, *, progress: bool = True) -> dict:
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     acc = pair_accuracy(model, rm_tokenizer, test)
     save_model_artifact(run.name, "reward_model", model, rm_tokenizer, seed=run.seed,
+                        fingerprint=run.fingerprint("reward_model"),
                         config={"steps": prof.rm_steps, "lr": prof.rm_lr, "pairs": len(train)},
                         metrics={"pair_acc": acc})
     print(f"reward model: pairwise accuracy {acc:.1%} on {len(test)} held-out pairs")

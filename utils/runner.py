@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -24,10 +25,40 @@ def notebooks() -> list[Path]:
     return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
+HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.+?)\s*#*\s*$")
+
+
+def section_of(nb, index: int) -> str:
+    """The last markdown heading above cell ``index`` (its text, without the ``#``s); "" if none."""
+    title = ""
+    for cell in nb["cells"][:index]:
+        if cell["cell_type"] != "markdown":
+            continue
+        fenced = False
+        for line in "".join(cell["source"]).splitlines():
+            if line.lstrip().startswith(("```", "~~~")):
+                fenced = not fenced
+            elif not fenced and (m := HEADING.match(line)):
+                title = m.group(1)
+    return title
+
+
+def code_cells(nb) -> list[int]:
+    """Indices of the cells nbclient executes (code with a non-blank source)."""
+    return [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+
+
+def progress_line(done: int, total: int, elapsed_s: float, section: str) -> str:
+    """One line of ``make run``'s progress: cells done of total, elapsed m:ss, the running cell's section."""
+    minutes, seconds = divmod(int(elapsed_s), 60)
+    return f"  [{done}/{total} cells · {minutes}:{seconds:02d}] {section or '(no heading)'}"
+
+
 def run_notebook(path: Path, profile: str, seed: int, timeout: int = 1800,
-                 out: Path | None = None) -> float:
+                 out: Path | None = None, progress: bool = True) -> float:
     """Execute one notebook (in place, or into the folder ``out``); return its wall time in seconds.
 
+    With ``progress``, prints a line as each code cell starts (cells done / total, elapsed, section).
     On an error the partly executed notebook is still written (so the failing cell shows).
     """
     import nbformat
@@ -35,8 +66,15 @@ def run_notebook(path: Path, profile: str, seed: int, timeout: int = 1800,
 
     nb = nbformat.read(path, as_version=4)
     os.environ.update(R1LAB_PROFILE=profile, R1LAB_SEED=str(seed))
+    order = {index: n for n, index in enumerate(code_cells(nb))}
+
+    def on_cell_execute(cell, cell_index):
+        print(progress_line(order.get(cell_index, 0), len(order), time.perf_counter() - start,
+                            section_of(nb, cell_index)), flush=True)
+
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+                            resources={"metadata": {"path": str(path.parent)}},
+                            on_cell_execute=on_cell_execute if progress else None)
     start = time.perf_counter()
     try:
         client.execute()

@@ -15,7 +15,9 @@ What the app does, and where each piece lives in this file:
    reference chain of thought and answer, and the course's verifier grades the model's text.
 4. **Validates every input** (:func:`validate_request`) with a message a learner can act on:
    empty or over-long prompts, characters the tokenizer cannot read, ``max_new_tokens <= 0``,
-   a bad ``top_p``; ``temperature = 0`` means greedy decoding.
+   a bad ``top_p``, a ``temperature`` outside [0, 2]; ``temperature = 0`` means greedy decoding.
+   The API is checked in the function behind it, not only by the UI's sliders: a client can
+   send any number.
 5. **Is safe by default** – binds ``127.0.0.1`` unless told otherwise, ``share=False``,
    loads safetensors only and never ``trust_remote_code``; a bounded queue; an exception
    during generation becomes an error message and the app keeps serving.
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 LOCALHOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 STREAM_TIMEOUT_S = 120.0      # a generation that produces nothing for this long is an error
+MAX_TEMPERATURE = 2.0         # the API refuses hotter sampling: beyond it a reply is noise
 THINKING_TITLE = "💭 Thinking"
 
 
@@ -307,7 +310,8 @@ def validate_request(served: ServedModel, prompt: Any, temperature: Any, top_p: 
     * empty prompt → error; longer than ``max_prompt_chars`` → error;
     * characters the tokenizer does not know (non-ASCII for the tiny models) → error naming them;
     * ``max_new_tokens <= 0`` → error; above ``max_tokens_cap`` → capped, with a note;
-    * ``temperature`` < 0 → error; ``= 0`` → greedy decoding (``top_p`` unused), with a note;
+    * ``temperature`` outside [0, ``MAX_TEMPERATURE``] (or NaN/inf) → error; ``= 0`` → greedy
+      decoding (``top_p`` unused), with a note;
     * ``top_p`` outside (0, 1] → error;
     * prompt + new tokens beyond the model's context → error.
     """
@@ -337,8 +341,8 @@ def validate_request(served: ServedModel, prompt: Any, temperature: Any, top_p: 
         notes.append(f"max new tokens capped at {max_tokens_cap} (this profile's limit).")
         tokens = max_tokens_cap
     temp = _number(temperature, "temperature")
-    if temp < 0:
-        raise InputError(f"temperature must be 0 (greedy) or more, got {temp:g}.")
+    if not 0 <= temp <= MAX_TEMPERATURE:
+        raise InputError(f"temperature must be between 0 (greedy) and {MAX_TEMPERATURE:g}, got {temp:g}.")
     p = _number(top_p, "top_p")
     if not 0 < p <= 1:
         raise InputError(f"top_p must be in (0, 1], got {p:g}.")
@@ -494,7 +498,8 @@ def stream_generate(served: ServedModel, request: Request) -> Iterator[dict[str,
 
 def _messages(prompt: str, result: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Chat messages for one model: the question, a collapsible thinking block, the answer."""
-    msgs: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+    # The prompt is escaped like the model's text: the chat must show "<b>" or "<script>", not run it.
+    msgs: list[dict[str, Any]] = [{"role": "user", "content": html.escape(prompt)}]
     if result is None:
         return msgs
     finished = result["thinking_done"] or result["done"]
@@ -640,8 +645,14 @@ def launch(demo, *, host: str = LOCALHOST, port: int | None = None, share: bool 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m utils.serve",
                                      description="Serve the distilled student (and teacher) with Gradio.")
-    parser.add_argument("--model", help="model folder or hub id (default: the profile's student artifact)")
-    parser.add_argument("--teacher", help="a second model to compare with, side by side")
+    parser.add_argument("--model", help="an existing model folder (default: the profile's student artifact); "
+                                        "a hub id only together with --hub")
+    parser.add_argument("--teacher", help="a second model to compare with, side by side (a folder, or a hub "
+                                          "id with --hub)")
+    parser.add_argument("--hub", action="store_true",
+                        help="let --model/--teacher name a Hugging Face hub id (e.g. org/name) when no folder of "
+                             "that name exists. Without it a path that does not exist is an error, so a typo "
+                             "never downloads somebody else's repository")
     parser.add_argument("--profile", default=None, help="course profile (default: $R1LAB_PROFILE or tiny)")
     parser.add_argument("--host", default=LOCALHOST,
                         help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes the app to the network)")
@@ -661,6 +672,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"No student artifact at {model}: run notebooks 01–04 (`make run`) or pass --model.",
               file=sys.stderr)
         return 2
+    if not args.hub:
+        for option, value in (("--model", args.model), ("--teacher", args.teacher)):
+            if value is not None and not Path(value).is_dir():
+                print(f"{option} {value}: no model folder at {Path(value).resolve()}. Check the path, or pass "
+                      f"--hub if {value!r} is a Hugging Face hub id to download.", file=sys.stderr)
+                return 2
     demo = build_app(model, args.teacher, profile=prof)
     print(f"Serving {model} on http://{args.host}:{args.port} (Ctrl+C to stop)")
     launch(demo, host=args.host, port=args.port, share=args.share, block=True, quiet=False)

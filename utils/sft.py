@@ -80,7 +80,7 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
               packing_strategy: str = "bfd", max_length: int = 128,
               eval_fn: Callable[[PreTrainedModel], float] | None = None, eval_every: int = 0,
               keep_best: bool = False, patience: int | None = None, bf16: bool = False, fp16: bool = False,
-              progress: bool = True) -> SFTResult:
+              gradient_checkpointing: bool = False, progress: bool = True) -> SFTResult:
     """Fine-tune ``model`` in place on ``dataset`` for ``steps`` optimiser steps.
 
     * completion-only loss (TRL's default for prompt/completion data);
@@ -97,7 +97,8 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
     * ``eval_fn`` every ``eval_every`` steps gives a curve (on validation); with ``keep_best``
       the best-scoring weights are restored at the end; with ``patience`` training stops once
       ``patience`` evaluations in a row bring no improvement (early stopping, on validation);
-    * on a GPU, pass ``bf16``/``fp16`` for mixed precision; on CPU both stay off.
+    * on a GPU, pass ``bf16``/``fp16`` for mixed precision; on CPU both stay off;
+      ``gradient_checkpointing`` recomputes activations in the backward pass (less memory).
 
     The same function runs under ``accelerate launch`` on several GPUs (see ``utils.cli``).
     """
@@ -128,6 +129,7 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
             bf16=bf16 and not on_cpu,
             fp16=fp16 and not on_cpu,
             activation_checkpointing=False,
+            gradient_checkpointing=gradient_checkpointing,
             completion_only_loss=True,
             packing=packing,
             packing_strategy=packing_strategy,

@@ -88,7 +88,7 @@ def write_gsm8k(folder: Path) -> None:
 def _corpus(folder: Path) -> list[str]:
     """The texts the tokenizers learn from: every problem, in the course's prompt/answer format."""
     from .gsm8k import load_gsm8k
-    from .tasks import from_gsm8k
+    from .gsm8k import from_gsm8k
 
     problems = [from_gsm8k(r) for split in ("train", "test") for r in load_gsm8k(folder, split)]
     return [p.prompt + p.completion for p in problems]
@@ -199,7 +199,7 @@ def prefit(model, tokenizer, texts: list[str], steps: int = PREFIT_STEPS, lr: fl
 def _prefit_texts(folder: Path, tokenizer) -> list[str]:
     """The training problems whose worked answer is at most ``PREFIT_MAX_TOKENS`` tokens long."""
     from .gsm8k import load_gsm8k
-    from .tasks import from_gsm8k
+    from .gsm8k import from_gsm8k
 
     problems = [from_gsm8k(r) for r in load_gsm8k(folder, "train")]
     short = [p for p in problems if len(tokenizer(p.completion, add_special_tokens=False)["input_ids"])

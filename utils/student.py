@@ -7,7 +7,7 @@ ablation trains the *same* student, with the *same* step budget, on four dataset
 
 from __future__ import annotations
 
-from .config import Run
+from .config import Run, stage_settings
 from .generation import EvalResult, evaluate
 from .models import build_causal_lm, save_model_artifact
 from .progress import calm_trainer_progress
@@ -24,10 +24,8 @@ ABLATIONS = {
 def ablation_rows(run: Run) -> dict[str, list[dict]]:
     """The training rows of each ablation arm (prompt/completion/family/difficulty dicts)."""
     from .distill_data import load_distill_data
-    from .pipeline import ensure_distill_data
-    from .teacher import train_problems
+    from .splits import train_problems
 
-    ensure_distill_data(run)
     filtered = list(load_distill_data(run, "distill_data"))
     unfiltered = list(load_distill_data(run, "distill_data_unfiltered"))
     groundtruth = [p.to_dict() for p in train_problems(run)]
@@ -47,36 +45,36 @@ def train_student(run: Run, rows: list[dict], *, curriculum: bool = False, packi
     checkpoint's validation accuracy off the curve; the returned evaluation is on test.
     The student reads the teacher's *text* with its own tokenizer (:func:`student_tokenizer`).
     """
-    import torch
-
-    from .teacher import accuracy_on, test_problems, val_problems
+    from .splits import test_problems, val_problems
+    from .teacher import accuracy_on
 
     prof = run.profile
     tokenizer = student_tokenizer(run)
-    model = build_causal_lm(prof.student, tokenizer, seed=run.seed).to(run.device)
-    on_gpu = run.device == "cuda"
+    stage = stage_settings(prof, "student_sft")
+    model = build_causal_lm(prof.student, tokenizer, seed=run.seed, dtype=run.weights_dtype("student_sft")).to(run.device)
     result = train_sft(model, tokenizer, to_sft_dataset(rows, curriculum=curriculum, seed=run.seed),
-                       steps=prof.student_sft_steps, lr=prof.student_lr, batch_size=prof.student_batch_size,
+                       steps=prof.student_sft_steps, lr=prof.student_lr, batch_size=stage.batch,
+                       gradient_checkpointing=stage.gradient_checkpointing,
                        seed=run.seed, curriculum=curriculum, packing=packing, max_length=prof.sft_max_length,
-                       eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens),
+                       eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens, prof.gen_batch_size),
                        eval_every=prof.student_eval_every, keep_best=True, patience=prof.student_patience,
-                       bf16=on_gpu and run.dtype == torch.bfloat16, fp16=on_gpu and run.dtype == torch.float16,
+                       **run.mixed_precision(),
                        progress=progress)
-    ev = evaluate(model, tokenizer, test_problems(run), max_new_tokens=prof.max_new_tokens)
+    ev = evaluate(model, tokenizer, test_problems(run), max_new_tokens=prof.max_new_tokens, batch_size=prof.gen_batch_size)
     return model, result, ev
 
 
 def student_tokenizer(run: Run):
     """The student's own tokenizer: the character tokenizer (tiny), its checkpoint's (colab)."""
-    from .pipeline import ensure_tokenizer
-    from .tokenizer import load_tokenizer
+    from .tokenizer import load_tokenizer, tokenizer_source
 
-    return load_tokenizer(ensure_tokenizer(run, "student"))
+    return load_tokenizer(tokenizer_source(run, "student"))
 
 
 def save_student(run: Run, model, tokenizer, ev: EvalResult, arm: str) -> None:
     """Save the chosen student as the ``student`` artifact."""
     save_model_artifact(run.name, "student", model, tokenizer, seed=run.seed,
+                        fingerprint=run.fingerprint("student"),
                         config={"arm": arm, "steps": run.profile.student_sft_steps, "lr": run.profile.student_lr},
                         metrics={"acc": ev.accuracy, "acc_per_family": ev.per_family})
 
@@ -143,7 +141,8 @@ def compare_onpolicy(run: Run, base_student, teacher_model, tokenizer, sft_rows:
     Returns ``{arm: {"accuracy", "seconds"}}`` for ``start``, ``sft`` and ``onpolicy``.
     """
     from .models import copy_model
-    from .teacher import accuracy_on, test_problems
+    from .splits import test_problems
+    from .teacher import accuracy_on
 
     accuracy = accuracy_on(test_problems(run), tokenizer, run.profile.max_new_tokens)
 
@@ -160,10 +159,45 @@ def compare_onpolicy(run: Run, base_student, teacher_model, tokenizer, sft_rows:
     return out
 
 
-def build_student(run: Run) -> None:
-    """Notebook 04 without the notebook: train on the filtered data and save ``student``."""
-    model, _, ev = train_student(run, ablation_rows(run)["filtered"])
-    save_student(run, model, student_tokenizer(run), ev, "filtered")
+def run_ablation(run: Run, rows: dict[str, list[dict]], *, progress: bool = True) -> dict[str, tuple]:
+    """Train one student per arm of :data:`ABLATIONS` on ``rows[arm]``; ``{arm: (model, sft, test_eval)}``."""
+    trained = {}
+    for arm in ABLATIONS:
+        model, sft, ev = train_student(run, rows[arm], curriculum=arm == "curriculum", progress=progress)
+        trained[arm] = (model, sft, ev)
+        print(f"{arm:12} best validation {best_val(sft):.1%} – test {ev.accuracy:.1%}  ({sft.seconds:.0f} s)",
+              flush=True)
+    return trained
+
+
+def choose_arm(trained: dict[str, tuple]) -> str:
+    """The arm to ship, chosen on *validation* among those a real pipeline can have (ground
+    truth and unfiltered data are the ablation's references, not candidates)."""
+    return max(["filtered", "curriculum"], key=lambda a: best_val(trained[a][1]))
+
+
+def publish_student(run: Run, trained: dict[str, tuple], arm: str) -> dict:
+    """Save the ``arm`` student as the ``student`` artifact and write every arm's figures
+    (test accuracy, best validation accuracy) to ``results.json``; returns the ``student`` section."""
+    from .artifacts import update_results
+    from .models import count_params
+
+    model, _, ev = trained[arm]
+    save_student(run, model, student_tokenizer(run), ev, arm)
+    section = {"params": count_params(model), "arm": arm,
+               **{f"acc_{a}": round(t[2].accuracy, 4) for a, t in trained.items()},
+               **{f"val_acc_{a}": round(best_val(t[1]), 4) for a, t in trained.items()}}
+    update_results(run.name, {"student": section})
+    return section
+
+
+def build_student(run: Run) -> str:
+    """Notebook 04's section 1 without the notebook: train every arm, choose on validation,
+    save the ``student`` and its figures. Needs ``distill_data``. Returns the chosen arm."""
+    trained = run_ablation(run, ablation_rows(run))
+    arm = choose_arm(trained)
+    publish_student(run, trained, arm)
+    return arm
 
 
 def best_val(result: SFTResult) -> float:

@@ -278,23 +278,55 @@ def check_steps(problem: Problem, completion: str) -> bool:
     return body == problem.completion.split(THINK_CLOSE)[0].removeprefix(THINK_OPEN)
 
 
-def from_gsm8k(record: dict) -> Problem:
-    """A GSM8K record (``utils.gsm8k.load_gsm8k``) in the course's format (colab profile).
+def solve(prompt: str) -> str | None:
+    """The answer to a task-world prompt, worked out from the prompt text alone.
 
-    The worked solution becomes the chain of thought (calculator annotations ``<<…>>`` removed)
-    and ``#### 1,800`` becomes the answer line ``A:1800``, so the same verifier grades GSM8K
-    and the task world. Difficulty = number of solution lines (1–3, capped).
+    An *independent* check for notebook 03: it never reads a problem's stored answer or chain
+    of thought, and shares no code with the generators or :func:`verify`. ``None`` for a prompt
+    it does not recognise (GSM8K: use :func:`utils.gsm8k.is_correct`).
     """
-    from .gsm8k import extract_answer
+    body = prompt.removeprefix("Q:")
+    if re.fullmatch(r"\d+(?:[+-]\d+)+=", body):                      # add, arith: left to right
+        tokens = re.findall(r"[+-]?\d+", body[:-1])
+        return str(sum(int(t) for t in tokens))
+    m = re.fullmatch(r"((?:[a-c]=[a-c0-9+-]+;)+)([a-c])\?", body)     # trace: run the assignments
+    if m:
+        env: dict[str, int] = {}
+        for statement in m.group(1).rstrip(";").split(";"):
+            target, expr = statement.split("=")
+            terms = re.findall(r"[+-]?[a-c0-9]+", expr)
+            env[target] = sum((-1 if t[0] == "-" else 1) * (env[t.lstrip("+-")] if t.lstrip("+-").isalpha()
+                                                               else int(t.lstrip("+-"))) for t in terms)
+        return str(env[m.group(2)])
+    m = re.fullmatch(r"((?:[A-E]=\d,?)+);(max|min)\?", body)         # order: the extreme item
+    if m:
+        items = dict(kv.split("=") for kv in m.group(1).split(","))
+        pick = max if m.group(2) == "max" else min
+        return pick(items, key=lambda k: int(items[k]))
+    return None
 
-    solution, _, _ = record["answer"].rpartition("####")
-    steps = re.sub(r"<<[^>]*>>", "", solution).strip()
-    answer = extract_answer(record["answer"])
-    if answer is None or not re.fullmatch(r"0|-?[1-9][0-9]*", answer):
-        raise ValueError(f"GSM8K answer {answer!r} is not an integer")
-    lines = [line for line in steps.splitlines() if line.strip()]
-    return Problem("gsm8k", min(3, max(1, len(lines) - 1)), f"Q:{record['question'].strip()}\n",
-                   f"{THINK_OPEN}\n{steps}\n{THINK_CLOSE}{ANSWER_PREFIX}{answer}", answer)
+
+def steps_hold(completion: str) -> bool:
+    """Every arithmetic step ``x+y+z=s`` / ``x-y=s`` in the think block is true.
+
+    Steps without arithmetic (``a=3``, ``B=3:A=5``) are not checked here.
+    """
+    body = completion.split(THINK_CLOSE)[0].removeprefix(THINK_OPEN)
+    for step in body.split(";"):
+        m = re.fullmatch(r"(\d+(?:[+-]\d+)+)=(-?\d+)", step)
+        if m and sum(int(t) for t in re.findall(r"[+-]?\d+", m.group(1))) != int(m.group(2)):
+            return False
+    return True
+
+
+def independent_check(prompt: str, completion: str) -> bool | None:
+    """Well-formed, every arithmetic step true, and the answer equal to :func:`solve`'s –
+    ``None`` when the prompt is not a task-world prompt."""
+    expected = solve(prompt)
+    if expected is None:
+        return None
+    return (FORMAT_RE.match(completion.strip()) is not None and steps_hold(completion)
+            and completion.strip().rsplit(ANSWER_PREFIX, 1)[-1] == expected)
 
 
 def family_counts(problems: Iterable[Problem]) -> dict[str, int]:

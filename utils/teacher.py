@@ -6,71 +6,20 @@ teacher is good but imperfect and reinforcement learning has room to improve it.
 
 from __future__ import annotations
 
-import random
-
 from .artifacts import artifact_path
-from .config import Run
+from .config import Run, stage_settings
 from .generation import EvalResult, evaluate
 from .models import add_lora, build_causal_lm, merge_lora, save_model_artifact
 from .sft import SFTResult, to_sft_dataset, train_sft
-from .tasks import Problem, make_problems
+from .splits import test_problems, train_problems, val_problems
+from .tasks import Problem
 
 
-def _gsm8k_train_and_val(p) -> tuple[list[Problem], list[Problem]]:
-    """GSM8K has no validation split: carve ``n_val`` problems out of its train split.
-
-    The carving uses ``eval_seed`` (not the run's seed), so validation is the same for every
-    seed and never overlaps any run's training problems.
-    """
-    from .gsm8k import load_problems
-
-    problems = load_problems(p.data_path, "train")
-    random.Random(p.eval_seed).shuffle(problems)
-    return problems[p.n_val:], problems[: p.n_val]
-
-
-def train_problems(run: Run) -> list[Problem]:
-    """The training problems of this run (they depend on ``run.seed``).
-
-    Task world: ``n_train`` problems of the train split, drawn with the seed. GSM8K
-    (``data_source="gsm8k"``): its train split less the validation problems – from
-    ``data_path``, or the hub – shuffled with the seed, the first ``n_train``.
-    """
-    p = run.profile
-    if p.data_source == "gsm8k":
-        problems, _ = _gsm8k_train_and_val(p)
-        random.Random(run.seed).shuffle(problems)
-        return problems[: p.n_train]
-    return make_problems(p.n_train, "train", seed=run.seed, families=p.families,
-                         difficulties=p.difficulties)
-
-
-def val_problems(run: Run) -> list[Problem]:
-    """The validation problems: every choice (RL checkpoint, student arm, threshold) is made
-    on these. The same for every seed. GSM8K: ``n_val`` problems carved from its train split."""
-    p = run.profile
-    if p.data_source == "gsm8k":
-        return _gsm8k_train_and_val(p)[1]
-    return make_problems(p.n_val, "val", seed=p.eval_seed, families=p.families,
-                         difficulties=p.difficulties)
-
-
-def test_problems(run: Run) -> list[Problem]:
-    """The test problems every reported figure is measured on – never used to choose anything.
-    The same for every seed. GSM8K: the first ``n_test`` problems of its test split."""
-    p = run.profile
-    if p.data_source == "gsm8k":
-        from .gsm8k import load_problems
-
-        return load_problems(p.data_path, "test")[: p.n_test]
-    return make_problems(p.n_test, "test", seed=p.eval_seed, families=p.families,
-                         difficulties=p.difficulties)
-
-
-def accuracy_on(problems: list[Problem], tokenizer, max_new_tokens: int):
-    """``model -> greedy exact match on problems``: the function RL and SFT evaluate with."""
+def accuracy_on(problems: list[Problem], tokenizer, max_new_tokens: int, batch_size: int = 1024):
+    """``model -> greedy exact match on problems``: the function RL and SFT evaluate with
+    (``batch_size``: sequences per generate() call, the profile's ``gen_batch_size``)."""
     def accuracy(model) -> float:
-        return evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens).accuracy
+        return evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens, batch_size=batch_size).accuracy
     return accuracy
 
 
@@ -83,21 +32,25 @@ def train_teacher_sft(run: Run, *, eval_every: int = 0,
     Saves the ``teacher_sft`` artifact (with its validation and test accuracy in the manifest)
     and returns ``(model, sft_result, test_result)``. ``eval_every`` > 0 adds a validation curve.
     """
-    from .pipeline import ensure_tokenizer
-    from .tokenizer import load_tokenizer
+    from .tokenizer import load_tokenizer, tokenizer_source
 
     prof = run.profile
-    tokenizer = load_tokenizer(ensure_tokenizer(run))
-    model = add_lora(build_causal_lm(prof.teacher, tokenizer, seed=run.seed), prof.lora_rank).to(run.device)
-    accuracy = accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens)
+    tokenizer = load_tokenizer(tokenizer_source(run))
+    stage = stage_settings(prof, "teacher_sft")
+    model = build_causal_lm(prof.teacher, tokenizer, seed=run.seed, dtype=run.weights_dtype("teacher_sft"))
+    model = add_lora(model, stage.lora_rank).to(run.device)
+    accuracy = accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens, prof.gen_batch_size)
     result = train_sft(model, tokenizer, to_sft_dataset(train_problems(run), seed=run.seed),
-                       steps=prof.teacher_sft_steps, lr=prof.sft_lr, batch_size=prof.sft_batch_size,
+                       steps=prof.teacher_sft_steps, lr=prof.sft_lr, batch_size=stage.batch,
+                       gradient_checkpointing=stage.gradient_checkpointing, **run.mixed_precision(),
                        scheduler=prof.sft_scheduler,
                        seed=run.seed, max_length=prof.sft_max_length,
                        eval_fn=accuracy if eval_every else None, eval_every=eval_every, progress=progress)
     model = merge_lora(model)
-    final = evaluate(model, tokenizer, test_problems(run), max_new_tokens=prof.max_new_tokens)
+    final = evaluate(model, tokenizer, test_problems(run), max_new_tokens=prof.max_new_tokens,
+                     batch_size=prof.gen_batch_size)
     save_model_artifact(run.name, "teacher_sft", model, tokenizer, seed=run.seed,
+                        fingerprint=run.fingerprint("teacher_sft"),
                         config={"steps": prof.teacher_sft_steps, "lr": prof.sft_lr,
                                 "batch_size": prof.sft_batch_size, "lora_rank": prof.lora_rank},
                         metrics={"acc": final.accuracy, "val_acc": accuracy(model),
@@ -138,9 +91,11 @@ def ppo_reward_fn(reward_model, rm_tokenizer, answers: dict[str, str], use_verif
 
 
 def _finish_rl(run: Run, result: dict, policy, tokenizer, models_in_memory: int) -> dict:
-    """Merge LoRA, and measure the checkpoint chosen on validation once on test."""
+    """Merge LoRA, and measure the checkpoint chosen on validation once on test.
+    ``models_in_memory``: the distinct models the method held while training (counted by the caller)."""
     policy = merge_lora(policy)
-    test = evaluate(policy, tokenizer, test_problems(run), max_new_tokens=run.profile.max_new_tokens)
+    test = evaluate(policy, tokenizer, test_problems(run), max_new_tokens=run.profile.max_new_tokens,
+                    batch_size=run.profile.gen_batch_size)
     result.update(policy=policy, tokenizer=tokenizer, models_in_memory=models_in_memory,
                   val_acc=result["best"][1], test=test, test_acc=test.accuracy)
     return result
@@ -158,29 +113,32 @@ def run_ppo(run: Run, *, use_verifier: bool = False, steps: int | None = None,
     policy trains LoRA adapters, merged into its weights at the end.
     """
     from .models import build_scalar_head, load_model_artifact
-    from .pipeline import ensure_reward_model, ensure_teacher_sft
     from .ppo import PPOConfig, train_ppo
 
     prof = run.profile
-    ensure_teacher_sft(run)
-    ensure_reward_model(run)
-    policy, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device)
-    policy = add_lora(policy, prof.lora_rank)
-    ref, _ = load_model_artifact(run.name, "teacher_sft", device=run.device)
+    stage = stage_settings(prof, "ppo")
+    policy, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device, dtype=run.weights_dtype("ppo"))
+    policy = add_lora(policy, stage.lora_rank)
+    frozen = run.weights_dtype("sampling")  # the reference and the reward model only run forward
+    ref, _ = load_model_artifact(run.name, "teacher_sft", device=run.device, dtype=frozen)
     ref.requires_grad_(False)
-    reward_model, rm_tok = load_model_artifact(run.name, "reward_model", kind="scalar", device=run.device)
+    reward_model, rm_tok = load_model_artifact(run.name, "reward_model", kind="scalar", device=run.device, dtype=frozen)
     reward_model.requires_grad_(False)
-    value_model = build_scalar_head(prof.reward_model, tokenizer, seed=run.seed + 1).to(run.device)
+    value_model = build_scalar_head(prof.reward_model, tokenizer, seed=run.seed + 1).to(run.device)  # trained: fp32
+    if stage.gradient_checkpointing:
+        policy.gradient_checkpointing_enable()
+        value_model.gradient_checkpointing_enable()
     problems = train_problems(run)
     answers = {p.prompt: p.answer for p in problems}
     result = train_ppo(policy, ref, value_model, tokenizer, [p.prompt for p in problems],
-                       steps=steps or prof.ppo_steps, batch_prompts=prof.ppo_batch,
+                       steps=steps or prof.ppo_steps, batch_prompts=stage.batch,
                        lr=prof.ppo_lr, max_new_tokens=prof.max_new_tokens,
                        reward_fn=ppo_reward_fn(reward_model, rm_tok, answers, use_verifier, prof.ppo_rm_weight),
                        cfg=PPOConfig(beta=prof.kl_beta, lam=prof.ppo_lambda), warmup_steps=prof.rl_warmup_steps,
-                       eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens),
+                       eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens, prof.gen_batch_size),
                        eval_every=prof.rl_eval_every, seed=run.seed, progress=progress)
-    return _finish_rl(run, result, policy, tokenizer, models_in_memory=4)
+    held = len({id(m) for m in (policy, ref, reward_model, value_model)})
+    return _finish_rl(run, result, policy, tokenizer, models_in_memory=held)
 
 
 def run_grpo(run: Run, *, progress: bool = True) -> dict:
@@ -192,16 +150,14 @@ def run_grpo(run: Run, *, progress: bool = True) -> dict:
     """
     from .grpo import train_grpo
     from .models import load_model_artifact
-    from .pipeline import ensure_teacher_sft
 
     prof = run.profile
-    ensure_teacher_sft(run)
-    policy, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device)
-    policy = add_lora(policy, prof.lora_rank)
+    policy, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device, dtype=run.weights_dtype("grpo"))
+    policy = add_lora(policy, stage_settings(prof, "grpo").lora_rank)
     result = train_grpo(run, policy, tokenizer, train_problems(run),
-                        eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens),
+                        eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens, prof.gen_batch_size),
                         eval_every=prof.rl_eval_every, progress=progress)
-    return _finish_rl(run, result, policy, tokenizer, models_in_memory=2)
+    return _finish_rl(run, result, policy, tokenizer, models_in_memory=result.pop("models_in_memory"))
 
 
 def save_teacher(run: Run, ppo: dict, grpo: dict) -> str:
@@ -209,6 +165,7 @@ def save_teacher(run: Run, ppo: dict, grpo: dict) -> str:
     accuracy goes into the manifest as the reported figure."""
     method, chosen = ("ppo", ppo) if ppo["val_acc"] >= grpo["val_acc"] else ("grpo", grpo)
     save_model_artifact(run.name, "teacher", chosen["policy"], chosen["tokenizer"], seed=run.seed,
+                        fingerprint=run.fingerprint("teacher"),
                         config={"method": method},
                         metrics={"acc": chosen["test_acc"], "val_acc": chosen["val_acc"],
                                  "acc_ppo": ppo["test_acc"], "acc_grpo": grpo["test_acc"],
@@ -217,5 +174,6 @@ def save_teacher(run: Run, ppo: dict, grpo: dict) -> str:
 
 
 def build_teacher(run: Run) -> str:
-    """Notebook 02 without the notebook: warm-up SFT, reward model, PPO and GRPO, save the better."""
+    """Notebook 02's RL without the notebook: PPO (verifier + RM shaping) and GRPO from the saved
+    warm-up teacher, save the better on validation. Needs ``teacher_sft`` and ``reward_model``."""
     return save_teacher(run, run_ppo(run, use_verifier=True), run_grpo(run))

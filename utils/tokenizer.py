@@ -81,3 +81,23 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
     return tok
+
+
+def tokenizer_source(run, role: str = "teacher") -> Path | str:
+    """Where the tokenizer of ``role`` ("teacher", "student" or "reward_model") loads from.
+
+    A model built from config (tiny profile) reads the course's character tokenizer, the
+    ``tokenizer`` artifact of notebook 01 (``utils.pipeline.ensure(run, "tokenizer")`` makes it).
+    A checkpoint (a hub id or a folder: colab) brings its own tokenizer, and that id or folder is
+    returned – the student's differs from the teacher's, which data distillation allows: the
+    teacher hands over text, not token ids.
+    """
+    from .artifacts import artifact_path, read_manifest
+
+    if role not in ("teacher", "student", "reward_model"):
+        raise ValueError(f"role must be 'teacher', 'student' or 'reward_model', not {role!r}")
+    model = getattr(run.profile, role)
+    if isinstance(model, str):
+        return model
+    read_manifest(run.name, "tokenizer")  # a clear error if notebook 01's tokenizer is missing
+    return artifact_path(run.name, "tokenizer")
