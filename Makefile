@@ -1,5 +1,6 @@
 # R1 Distill Lab – the README's commands. Everything runs in ./.venv, created on first use.
 #   make run   [PROFILE=tiny] [SEED=0]   execute every notebook headless, print the results table
+#   make solutions                      execute the exercises' solution notebooks (after make run)
 #   make test                           unit tests + nbval over every notebook (what CI runs)
 #   make study [SEEDS="0 1 2"]          the whole series once per seed, mean ± sd table (into README.md)
 #   make bench                          benchmarks (ratios measured in one run)
@@ -22,7 +23,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 export PYTHONWARNINGS := ignore
 
-.PHONY: setup venv run study test unit bench lab browser badges gpu-check colab-dryrun clean
+.PHONY: setup venv run solutions study test unit bench lab browser badges gpu-check colab-dryrun clean
 
 setup: venv
 	@$(MAKE) --no-print-directory $(STAMP)
@@ -47,6 +48,10 @@ $(STAMP): pyproject.toml
 
 run: setup
 	R1LAB_PROFILE=$(PROFILE) R1LAB_SEED=$(SEED) $(PY) -m utils.runner --profile $(PROFILE) --seed $(SEED)
+
+# The exercises' worked solutions, executed in place (after `make run`: they read its artifacts).
+solutions: setup
+	R1LAB_PROFILE=$(PROFILE) R1LAB_SEED=$(SEED) $(PY) -m utils.runner --profile $(PROFILE) --seed $(SEED) --solutions
 
 # The whole series once per seed, each seed in artifacts/study/seed<N>; summary in artifacts/study/summary.md.
 study: setup

@@ -98,21 +98,21 @@ def test_type_a_problem_and_watch_it_stream(page):
             if (window.__states[window.__states.length - 1] !== t) window.__states.push(t);
         }).observe(target, {subtree: true, childList: true, characterData: true});
     }""")
-    prompt.fill("Q:7+8-3=")
+    prompt.fill("Q:4759+86=")
     page.locator("#model-choice").get_by_text("both", exact=True).click()
     page.locator("#generate").click()
 
     student = page.locator("#chat-student")
     expect(student.get_by_text("💭 Thinking").first).to_be_visible(timeout=30_000)
-    expect(student.get_by_text("reference 12")).to_be_visible(timeout=30_000)   # the verifier's line
-    expect(page.locator("#chat-teacher").get_by_text("reference 12")).to_be_visible(timeout=30_000)
+    expect(student.get_by_text("reference 4845")).to_be_visible(timeout=30_000)   # the verifier's line
+    expect(page.locator("#chat-teacher").get_by_text("reference 4845")).to_be_visible(timeout=30_000)
     stats = page.locator("#stats")
     expect(stats).to_contain_text("student")
     expect(stats).to_contain_text("teacher")
     expect(stats).to_contain_text(" ms")
 
     states = page.evaluate("window.__states")
-    assert sum("Q:7+8-3=" in s for s in states) >= 3, f"the reply should stream in, saw {len(states)} states"
+    assert sum("Q:4759+86=" in s for s in states) >= 3, f"the reply should stream in, saw {len(states)} states"
 
     out = artifacts_root() / "screenshots"
     out.mkdir(parents=True, exist_ok=True)

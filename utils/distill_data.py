@@ -197,6 +197,21 @@ def funnel_counts(stages: list[tuple[str, list[dict]]]) -> dict[str, dict[str, i
     return out
 
 
+def funnel_table(stages: list[tuple[str, list[dict]]]) -> list[dict]:
+    """One row per stage, with percentages (notebook 03's toy funnel and funnel chart):
+    ``{"stage", "kept", "dropped", "of_previous", "of_generated"}`` – the share kept of the
+    stage before and of the first stage (fractions; an empty stage before gives ``nan``)."""
+    out, first, prev = [], len(stages[0][1]) if stages else 0, None
+    for name, rows in stages:
+        n = len(rows)
+        before = n if prev is None else prev
+        out.append({"stage": name, "kept": n, "dropped": before - n,
+                    "of_previous": n / before if before else float("nan"),
+                    "of_generated": n / first if first else float("nan")})
+        prev = n
+    return out
+
+
 def threshold_sweep(rows: list[dict], thresholds: Sequence[float]) -> list[dict]:
     """The reward model as a filter of *correct* samples: kept, precision, recall per threshold."""
     n_correct = sum(r["correct"] for r in rows)

@@ -41,6 +41,31 @@ def zero_variance_share(rewards: list[float], group_size: int) -> float:
     return sum(len(set(g)) == 1 for g in groups) / max(1, len(groups))
 
 
+def group_advantages(rewards: list[float], group_size: int, scale: str = "group") -> list[float]:
+    r"""GRPO's group-relative advantage of each sample (prompt-major order), as TRL's ``GRPOTrainer``
+    computes it: :math:`A_i = (r_i - \mathrm{mean}(r_{group})) / (\mathrm{std} + 10^{-4})`.
+
+    ``scale``: ``"group"`` divides by each group's standard deviation (DeepSeekMath's GRPO),
+    ``"batch"`` by the whole batch's (the ``grpo_scale_rewards`` default here), ``"none"`` not at
+    all (Dr. GRPO). Standard deviations are unbiased (n − 1), as in TRL. Notebook 02 uses it on
+    toy groups: a group of all-equal rewards gets zero advantage whatever the scaling.
+    """
+    import torch
+
+    if scale not in ("group", "batch", "none"):
+        raise ValueError(f"scale must be 'group', 'batch' or 'none', not {scale!r}")
+    r = torch.tensor(rewards, dtype=torch.float64)
+    if r.numel() % group_size:
+        raise ValueError(f"{r.numel()} rewards do not split into groups of {group_size}")
+    groups = r.view(-1, group_size)
+    advantages = groups - groups.mean(dim=1, keepdim=True)
+    if scale == "group" and group_size > 1:
+        advantages = advantages / (groups.std(dim=1, keepdim=True) + 1e-4)
+    elif scale == "batch" and r.numel() > 1:
+        advantages = advantages / (r.std() + 1e-4)
+    return advantages.flatten().tolist()
+
+
 class _EvalCallback(TrainerCallback):
     """Evaluate every ``every`` steps; keep the best weights (RL swings between checkpoints)."""
 

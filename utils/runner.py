@@ -20,9 +20,10 @@ from .config import get_profile, set_offline_env
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
 
-def notebooks() -> list[Path]:
-    """The course's notebooks in order (``01_…`` to ``05_…``), those that exist."""
-    return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+def notebooks(solutions: bool = False) -> list[Path]:
+    """The course's notebooks in order (``01_…`` to ``05_…``), those that exist; with ``solutions``,
+    the exercises' solution notebooks (``notebooks/solutions/``) instead."""
+    return sorted((NOTEBOOK_DIR / "solutions" if solutions else NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
 
 
 HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.+?)\s*#*\s*$")
@@ -89,12 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=int(os.environ.get("R1LAB_SEED", 0)))
     parser.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 01 03")
     parser.add_argument("--out", type=Path, help="write executed notebooks here instead of in place")
+    parser.add_argument("--solutions", action="store_true",
+                        help="run the solution notebooks (after the main ones have made the artifacts)")
     args = parser.parse_args(argv)
     prof = get_profile(args.profile)  # fail early on a typo
     set_offline_env(prof.hub_offline)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-    for path in notebooks():
+    for path in notebooks(args.solutions):
         number = path.name[:2]
         if args.only and number not in args.only:
             continue
@@ -104,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # nbclient's CellExecutionError carries the traceback text
             print(f"✗ {path.name} failed:\n{exc}", file=sys.stderr)
             return 1
-        update_results(args.profile, {"wall_s": {number: round(seconds, 1)}})
+        if not args.solutions:
+            update_results(args.profile, {"wall_s": {number: round(seconds, 1)}})
         print(f"✓ {path.name} in {seconds:.0f} s", flush=True)
+    if args.solutions:
+        return 0
     results = load_results(args.profile)
     print(f"\nResults – artifacts/{args.profile}/results.json")
     print(format_results(results))

@@ -316,7 +316,7 @@ def validate_request(served: ServedModel, prompt: Any, temperature: Any, top_p: 
     * prompt + new tokens beyond the model's context → error.
     """
     if prompt is None or not isinstance(prompt, str) or not prompt.strip():
-        example = "Q:7+8-3=" if served.char_level else "How many primes are below 20?"
+        example = "Q:4759+86=" if served.char_level else "How many primes are below 20?"
         raise InputError(f"The prompt is empty: type a problem (for example {example}) or pick an example.")
     prompt = prompt.strip()
     if len(prompt) > max_prompt_chars:
@@ -599,7 +599,7 @@ def build_app(student_path: str | Path | None = None, teacher_path: str | Path |
         gr.Markdown(f"## {title}\nA chain of thought streams into the collapsible **{THINKING_TITLE}** "
                     "block, then the answer; task-world problems are checked by the course's verifier.")
         with gr.Row():
-            prompt = gr.Textbox(label="Problem", placeholder="Q:7+8-3=", scale=4, elem_id="prompt")
+            prompt = gr.Textbox(label="Problem", placeholder="Q:4759+86=", scale=4, elem_id="prompt")
             choice = gr.Radio(choices, value="student", label="Model", scale=1, elem_id="model-choice")
         with gr.Accordion("Sampling (DeepSeek-R1's advice: temperature 0.6, top_p 0.95)", open=False):
             temperature = gr.Slider(0.0, 1.5, value=prof.temperature, step=0.05,

@@ -39,6 +39,39 @@ def to_sft_dataset(rows: Sequence[Problem | dict[str, Any]], *, curriculum: bool
     return Dataset.from_list([{k: r[k] for k in keep if k in r} for r in dicts])
 
 
+def sft_batch(tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict[str, Any]], *,
+              max_length: int = 128) -> dict[str, Any]:
+    """One batch exactly as :func:`train_sft` feeds it to the model – ``input_ids``,
+    ``attention_mask`` and ``labels`` – built by TRL itself, nothing trained (notebook 04's toy).
+
+    ``SFTTrainer`` (with ``completion_only_loss``, as in :func:`train_sft`) prepares each
+    prompt/completion row: it appends the EOS token to the completion, tokenizes the prompt and
+    prompt + completion, marks the completion's tokens (``completion_mask``: 0 on the prompt,
+    1 after), turns that into ``labels`` (``-100`` – no loss – on the prompt) and truncates to
+    ``max_length``; its collator pads the rows into a batch. Rows keep their order. The trainer
+    needs a model, so a throwaway one-layer model stands in.
+    """
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from trl import SFTConfig, SFTTrainer
+
+    from .config import ModelSize
+    from .models import build_causal_lm
+
+    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    bars_were_on = not are_progress_bars_disabled()
+    disable_progress_bars()  # TRL's five preparation bars would bury a one-row toy's output
+    try:
+        with tempfile.TemporaryDirectory() as out_dir:
+            args = SFTConfig(output_dir=out_dir, completion_only_loss=True, max_length=max_length, packing=False,
+                             report_to="none", use_cpu=True, activation_checkpointing=False, dataset_num_proc=None)
+            trainer = SFTTrainer(model=build_causal_lm(ModelSize(8, 1, 1, 8), tokenizer), args=args,
+                                 train_dataset=dataset, processing_class=tokenizer)
+            return trainer.data_collator(list(trainer.train_dataset))
+    finally:
+        if bars_were_on:
+            enable_progress_bars()
+
+
 class _EvalEvery(TrainerCallback):
     """Calls ``eval_fn(model)`` every ``every`` steps and at the end; stores the history and,
     with ``keep_best``, a copy of the best-scoring weights."""

@@ -1,0 +1,72 @@
+"""Checkers for notebook 01's exercises (distillation theory, the task world, the tokenizer).
+
+Each ``check_...(answer)`` prints ✓ or ✗ with a hint and returns ``True``/``False``; the
+solutions (``notebooks/solutions/01_distillation_theory.ipynb``) and
+``tests/test_exercises_01.py`` assert on the return value.
+"""
+
+from __future__ import annotations
+
+import random
+
+from . import verdict
+
+# Exercise 2's "split by seed" world: train drawn with seed 0, test with the course's eval seed.
+SEED_SPLIT = {"family": "add", "difficulty": 1, "n_train": 1000, "n_test": 300,
+              "train_seed": 0, "test_seed": 20250122}
+# Exercise 3's example: the probe of FIELD-NOTES.md, prompt + completion as the teacher sees them.
+TOKEN_EXAMPLE = "Q:4759+86=<think>9+6+0=15;5+8+1=14;7+0+1=8;4+0+0=4</think>A:4845"
+
+
+def check_t2_factor(answer: float, temperature: float = 4.0) -> bool:
+    """Exercise 1(a): by what factor does the soft-target gradient shrink from T=1 to ``temperature``
+    without the T² in :func:`utils.theory.kd_loss`? (About T², i.e. 16 at T=4; ±15 % accepted,
+    since at finite T the 1/T² rate is approximate – the toy measured it.)"""
+    target = temperature**2
+    ok = answer is not None and abs(float(answer) - target) <= 0.15 * target
+    return verdict(ok, f"about T² = {target:g}: d KL/dz = (p_s − p_t)/T, and p_s − p_t itself shrinks "
+                       "like 1/T – so kd_loss multiplies by T² to undo it",
+                   "the gradient has two factors of 1/T: one from z/T inside the softmax, one because "
+                   "both softened distributions get closer to uniform (look at the toy's table)")
+
+
+def _seed_split_overlap() -> tuple[int, int]:
+    """Distinct test prompts that also occur among the train prompts, and the number of draws of
+    train prompts that are test prompts, in the :data:`SEED_SPLIT` world."""
+    from ..tasks import generate_problem
+
+    s = SEED_SPLIT
+
+    def draw(n, seed):
+        rng = random.Random(seed)
+        return [generate_problem(s["family"], s["difficulty"], rng).prompt for _ in range(n)]
+
+    train, test = draw(s["n_train"], s["train_seed"]), draw(s["n_test"], s["test_seed"])
+    return len(set(test) & set(train)), sum(p in set(test) for p in train)
+
+
+def check_seed_split_leak(answer: int | None) -> bool:
+    """Exercise 2: how many *distinct* test prompts would also be training prompts if the split
+    were by seed (train: 1,000 ``add`` difficulty-1 prompts drawn with ``random.Random(0)``; test:
+    300 drawn with ``random.Random(20250122)``) instead of by a hash of the prompt?"""
+    distinct, draws = _seed_split_overlap()
+    ok = answer is not None and int(answer) == distinct
+    hint = ("that counts repeated train draws; count distinct prompts: len(set(test) & set(train))"
+            if answer == draws else
+            "draw both lists with tasks.generate_problem(\"add\", 1, rng), one rng per seed, and "
+            "intersect the two sets of prompts – small problem spaces repeat a lot")
+    return verdict(ok, f"{distinct} distinct test prompts would be seen in training – a different "
+                       "seed is no protection; a hash of the prompt makes the overlap zero by construction",
+                   hint)
+
+
+def check_token_count(answer: int | None, text: str = TOKEN_EXAMPLE) -> bool:
+    """Exercise 3: how many tokens does the course's character tokenizer make of ``text``?
+    (One per character, except ``<think>`` and ``</think>``, which are one token each.)"""
+    from ..tokenizer import build_char_tokenizer
+
+    n = len(build_char_tokenizer()(text)["input_ids"])
+    ok = answer is not None and int(answer) == n
+    hint = ("<think> and </think> are one token each, not 7 and 8 characters"
+            if answer == len(text) else "one token per character, <think> and </think> count as one each")
+    return verdict(ok, f"{n} tokens: the chain of thought, not the question, is most of the sequence", hint)

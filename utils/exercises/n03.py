@@ -1,0 +1,56 @@
+"""Checkers for notebook 03's exercises (generate, score, filter): each prints ✓/✗ and returns a bool.
+
+The right answers are computed here with the same :mod:`utils.distill_data` functions the
+pipeline uses, so a checker never disagrees with the notebook's own funnel.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from .. import distill_data as dd
+from . import verdict
+
+
+def check_keep_all_precision(precision: float, rows: list[dict]) -> bool:
+    """Exercise 1: the precision of the threshold −∞ (keep everything) on scored ``rows``.
+
+    Right: the share of correct samples (the base rate), within 0.005.
+    """
+    actual = dd.threshold_sweep(rows, [float("-inf")])[0]["precision"]
+    ok = precision is not None and abs(precision - actual) <= 0.005
+    return verdict(ok, f"keeping everything has precision {actual:.1%}: the base rate (share of correct samples)",
+                   "at −∞ nothing is dropped, so precision = correct samples / all samples – no reward model needed")
+
+
+def check_median_kept(kept: int, rows: list[dict]) -> bool:
+    """Exercise 1: how many of ``rows`` the median reward keeps (``reward ≥ median``).
+
+    Right: within 2 % of ``len(rows)`` of the true count. "Half" is right only when few samples
+    tie at the median: identical completions get identical scores, and ``≥`` keeps every tie.
+    """
+    median = statistics.median(r["reward"] for r in rows)
+    actual = dd.threshold_sweep(rows, [median])[0]["kept"]
+    ok = kept is not None and abs(kept - actual) <= 0.02 * len(rows)
+    return verdict(ok, f"the median reward {median:+.3f} keeps {actual} of {len(rows)} samples",
+                   "at least half are ≥ the median; count the ties too – identical completions share one score "
+                   f"(the true count is {'more' if kept is not None and actual > kept else 'less'} than yours)")
+
+
+def check_contamination_caught(n_caught: int, n_inserted: int) -> bool:
+    """Exercise 2: every inserted copy of a test prompt is caught by :func:`~utils.distill_data.decontaminate`."""
+    ok = n_inserted > 0 and n_caught == n_inserted
+    return verdict(ok, f"decontaminate caught all {n_inserted} leaked test prompts",
+                   "insert at least one row whose prompt is a test prompt, and pass val + test problems and "
+                   "the profile's decontam_unit to dd.decontaminate; count the inserted rows missing from its output"
+                   if n_inserted <= 0 or n_caught < n_inserted else
+                   "more rows were counted as caught than were inserted: count only the inserted rows")
+
+
+def check_cap_kept(kept: int, rows: list[dict], m: int) -> bool:
+    """Exercise 3: how many of ``rows`` (already format-filtered and deduplicated) the verifier
+    stage keeps with at most ``m`` correct samples per prompt (rows need ``answer``). Right: within 1 %."""
+    actual = len(dd.filter_verifier(rows, m))
+    ok = kept is not None and abs(kept - actual) <= 0.01 * actual
+    return verdict(ok, f"with m = {m} the verifier stage keeps {actual} of {len(rows)} samples",
+                   "each prompt gives min(m, its number of distinct correct samples) – never more than m × prompts")

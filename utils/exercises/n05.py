@@ -1,0 +1,141 @@
+"""Checkers for notebook 05's exercises (serving the student with Gradio).
+
+Each ``check_...`` prints ✓ or ✗ with a hint and returns ``True``/``False``. Solutions:
+``notebooks/solutions/05_deploy_gradio.ipynb``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from . import verdict
+
+MODELS = ("student", "teacher")
+LONG_PROMPT_OUTCOMES = ("accepted", "characters", "context")
+
+
+def _lookup(values: Mapping, key: float) -> float | None:
+    """``values[key]`` for a float key written as 0, 0.0 or "0"; ``None`` when absent."""
+    for k, v in values.items():
+        try:
+            if math.isclose(float(k), key):
+                return float(v)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _winner(values: Mapping[str, float], tied: bool, higher_is_better: bool) -> set[str]:
+    """The answers that agree with a measurement: the model ahead, and "tie" when within noise."""
+    a, b = (float(values[m]) for m in MODELS)
+    ahead = {MODELS[0]} if (a > b) == higher_is_better else {MODELS[1]}
+    if a == b:
+        ahead = set(MODELS)
+    return ahead | {"tie"} if tied else ahead
+
+
+def check_student_vs_teacher(prediction: Mapping[str, str], latency_ms: Mapping[str, float],
+                             accuracy: Mapping[str, float], n: int, latency_tie: float = 0.10) -> bool:
+    """Exercise 1: did you predict which model answers faster and which is more accurate?
+
+    ``prediction`` is ``{"faster": …, "more_accurate": …}``, each "student", "teacher" or "tie";
+    ``latency_ms`` and ``accuracy`` are what you measured for both models on ``n`` prompts.
+    Latencies within ``latency_tie`` (10 %) of each other count as a tie; accuracies as a tie
+    when they differ by at most two standard errors of a ``n``-problem sample – then "tie" and
+    the model that is ahead are both accepted.
+    """
+    hint = ("count the multiply-adds per token (parameters), and remember what the student learnt from: "
+            "only the teacher's *verified* answers (notebook 03). Then compare with your measurement.")
+    if not isinstance(prediction, Mapping) or {"faster", "more_accurate"} - set(prediction):
+        return verdict(False, "", 'write prediction = {"faster": "student"|"teacher"|"tie", '
+                                  '"more_accurate": "student"|"teacher"|"tie"}.')
+    guesses = {k: str(prediction[k]).strip().lower() for k in ("faster", "more_accurate")}
+    if any(g not in (*MODELS, "tie") for g in guesses.values()):
+        return verdict(False, "", f'each prediction is "student", "teacher" or "tie" – got {guesses}. ' + hint)
+    if n <= 0:
+        raise ValueError("n, the number of prompts measured, must be positive")
+    lat = {m: float(latency_ms[m]) for m in MODELS}
+    acc = {m: float(accuracy[m]) for m in MODELS}
+    lat_tied = max(lat.values()) <= (1 + latency_tie) * min(lat.values())
+    p = sum(acc.values()) / 2
+    se = max(math.sqrt(p * (1 - p) / n), 1 / n)
+    acc_tied = abs(acc["student"] - acc["teacher"]) <= 2 * se
+    faster_ok = guesses["faster"] in _winner(lat, lat_tied, higher_is_better=False)
+    accurate_ok = guesses["more_accurate"] in _winner(acc, acc_tied, higher_is_better=True)
+    measured = (f"measured: {lat['student']:.0f} ms vs {lat['teacher']:.0f} ms per answer (student vs teacher), "
+                f"accuracy {acc['student']:.0%} vs {acc['teacher']:.0%} on {n} prompts "
+                f"({'within' if acc_tied else 'beyond'} two standard errors, ±{2 * se:.0%})")
+    wrong = [k for k, ok in (("faster", faster_ok), ("more_accurate", accurate_ok)) if not ok]
+    return verdict(not wrong, measured, f"{' and '.join(wrong)} disagree with the measurement – {measured}. " + hint)
+
+
+def check_temperature_effect(acc_by_temp: Mapping, tol: float = 0.05) -> bool:
+    """Exercise 2: exact match at temperature 0 vs 1.5.
+
+    ``acc_by_temp`` maps a temperature to an accuracy in [0, 1] (your prediction, or a measured
+    ``by_temp.accuracy``); it must hold 0 and 1.5. Right: accuracy at 0 is at least the accuracy
+    at 1.5, up to ``tol`` of sampling noise.
+    """
+    hint = ("every token of a chain of thought is sampled; a hotter temperature gives the unlikely tokens more "
+            "probability, and one slipped digit anywhere in the chain breaks the final answer. "
+            "Greedy (T = 0) always takes the model's best guess.")
+    if not isinstance(acc_by_temp, Mapping) and hasattr(acc_by_temp, "to_dict"):
+        acc_by_temp = acc_by_temp.to_dict()  # a pandas Series indexed by temperature
+    if not isinstance(acc_by_temp, Mapping):
+        return verdict(False, "", "pass a dict {temperature: accuracy}, e.g. {0: 0.8, 0.6: 0.75, 1.5: 0.5}.")
+    cold, hot = _lookup(acc_by_temp, 0.0), _lookup(acc_by_temp, 1.5)
+    if cold is None or hot is None:
+        return verdict(False, "", "give an accuracy for temperature 0 and for 1.5 (e.g. {0: …, 1.5: …}).")
+    if not (0 <= cold <= 1 and 0 <= hot <= 1):
+        return verdict(False, "", "accuracies are fractions in [0, 1] (0.8, not 80).")
+    ok = cold + tol >= hot
+    return verdict(ok, f"greedy {cold:.0%} ≥ T=1.5 {hot:.0%} (within {tol:.0%} of noise): sampling hotter does "
+                       "not make a small model more accurate, it adds slips", hint)
+
+
+def long_prompt_outcome(message: str | None) -> str:
+    """What happened to a request: "accepted" (no message), "characters" (over the app's limit of
+    characters) or "context" (over the model's context), read from ``validate_request``'s message."""
+    if not message:
+        return "accepted"
+    if "context" in message:
+        return "context"
+    if "too long" in message:
+        return "characters"
+    return "other"
+
+
+def check_long_prompt(prediction: str, message: str | None) -> bool:
+    """Exercise 3: did you predict what the app does with a very long prompt?
+
+    ``prediction`` is "accepted", "characters" (refused: more characters than
+    ``serve_max_prompt_chars``) or "context" (refused: prompt + new tokens exceed the model's
+    context); ``message`` is what ``serve.validate_request`` raised (``""`` if it accepted).
+    """
+    hint = ("validate_request first counts characters (the profile's serve_max_prompt_chars), then tokenises "
+            "the prompt and checks that prompt + max_new_tokens fit in the model's context "
+            "(config.max_position_embeddings). Which limit is smaller for this model – in tokens?")
+    guess = str(prediction).strip().lower()
+    if guess not in LONG_PROMPT_OUTCOMES:
+        return verdict(False, "", f"predict one of {', '.join(LONG_PROMPT_OUTCOMES)} – got {prediction!r}. " + hint)
+    actual = long_prompt_outcome(message)
+    return verdict(guess == actual, f"{actual}: {message or 'the app accepted the prompt'}", hint)
+
+
+def check_stop_button(app: Any) -> bool:
+    """Exercise 4: does the app have a button whose click cancels a streaming (generator) event?
+
+    ``app`` is a ``gr.Blocks`` (or its ``.config`` dict). Checks the event graph Gradio sends to the
+    browser: some event lists in ``cancels`` the id of an event whose function is a generator.
+    """
+    hint = ("keep the event of the Generate button, `event = go.click(fn, inputs, outputs)` with a generator fn "
+            "(one that yields), and wire a second button: `stop.click(None, None, None, cancels=[event])`.")
+    config = app if isinstance(app, Mapping) else getattr(app, "config", None)
+    deps = (config or {}).get("dependencies", [])
+    streaming = {d.get("id", i) for i, d in enumerate(deps) if (d.get("types") or {}).get("generator")}
+    cancelled = {c for d in deps for c in (d.get("cancels") or [])}
+    ok = bool(streaming & cancelled)
+    return verdict(ok, "a click cancels the streaming event: Gradio closes its generator, and stream_generate's "
+                       "`finally` stops model.generate", hint)
