@@ -109,3 +109,16 @@ def test_reward_threshold_chosen_on_validation_cuts_where_the_reward_model_separ
            [{"reward": -1.0 - i / 100, "correct": False} for i in range(60)]
     choice = choose_reward_threshold(rows)
     assert -1.0 <= choice["threshold"] <= 1.0 and choice["f1"] > 0.98  # quantile candidates: at most one wrong kept
+
+
+def test_exact_copies_do_not_use_up_a_prompts_quota():
+    """Dedup runs before the per-prompt cap: two copies of one correct sample and a second, different
+    correct sample must keep both distinct samples (cap first would keep the copies, then dedup one)."""
+    from utils.tasks import column_addition
+
+    p = column_addition(47, 38)
+    other = p.completion.replace("<think>", "<think>0+0+0=0;", 1)  # correct answer, a different chain
+    rows = [_row(p, sample=0), _row(p, sample=1), _row(p, other, sample=2)]
+    score_rows(rows, lambda prompts, completions: [1.0] * len(completions))
+    kept, _ = run_filters(rows, make_problems(5, "test", seed=0), max_per_prompt=2, reward_threshold=float("-inf"))
+    assert sorted(r["completion"] for r in kept) == sorted([p.completion, other])
