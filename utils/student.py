@@ -144,7 +144,7 @@ def compare_onpolicy(run: Run, base_student, teacher_model, tokenizer, sft_rows:
     from .splits import test_problems
     from .teacher import accuracy_on
 
-    accuracy = accuracy_on(test_problems(run), tokenizer, run.profile.max_new_tokens)
+    accuracy = accuracy_on(test_problems(run), tokenizer, run.profile.max_new_tokens, run.profile.gen_batch_size)
 
     out = {"start": {"accuracy": accuracy(base_student), "seconds": 0.0}}
     sft_student = copy_model(base_student)
