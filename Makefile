@@ -1,12 +1,13 @@
 # R1 Distill Lab – the README's commands. Everything runs in ./.venv, created on first use.
 #   make run   [PROFILE=tiny] [SEED=0]   execute every notebook headless, print the results table
 #   make solutions                      execute the exercises' solution notebooks (after make run)
+#   make zh                             rebuild the Chinese notebooks (notebooks/zh/) from the English ones + catalogues
 #   make test                           unit tests + nbval over every notebook (what CI runs)
 #   make study [SEEDS="0 1 2"]          the whole series once per seed, mean ± sd table (into README.md)
 #   make bench                          benchmarks (ratios measured in one run)
 #   make colab-dryrun                   the colab profile's code path, offline on the CPU, with local stand-ins
 #   make lab                            JupyterLab on 127.0.0.1
-#   make browser                        Chromium for the browser test (apt; needs root), a separate step
+#   make browser                        Chromium and a Chinese font for the browser test (apt; needs root), a separate step
 PROFILE ?= tiny
 SEED ?= 0
 SEEDS ?= 0 1 2
@@ -23,7 +24,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 export PYTHONWARNINGS := ignore
 
-.PHONY: setup venv run solutions study test unit bench lab browser badges gpu-check colab-dryrun clean
+.PHONY: setup venv run solutions zh study test unit bench lab browser badges gpu-check colab-dryrun clean
 
 setup: venv
 	@$(MAKE) --no-print-directory $(STAMP)
@@ -53,25 +54,38 @@ run: setup
 solutions: setup
 	R1LAB_PROFILE=$(PROFILE) R1LAB_SEED=$(SEED) $(PY) -m utils.runner --profile $(PROFILE) --seed $(SEED) --solutions
 
+# The Chinese notebooks: the executed English notebooks with each markdown cell from notebooks/zh/i18n/
+# (a no-op on a clean checkout; `make run` and `make solutions` do it too). See utils/i18n.py.
+zh: setup
+	$(PY) -m utils.i18n build
+
 # The whole series once per seed, each seed in artifacts/study/seed<N>; summary in artifacts/study/summary.md.
 study: setup
 	$(PY) -m utils.study --seeds $(SEEDS) --profile $(PROFILE)
 
-# Headless Chromium for the browser test of notebook 05 (Debian's package; needs root). Not part of
-# `make test`: without a browser that test is skipped, or fails when CI=true.
+# Headless Chromium and a Chinese font (the app's 中文 screenshot) for the browser test of notebook 05
+# (Debian's packages; needs root). Not part of `make test`: without them that test is skipped, or fails
+# when CI=true.
 BROWSERS := chromium chromium-browser google-chrome
+CJK_FONT := fonts-noto-cjk
 browser:
-	@for b in $(BROWSERS); do command -v $$b >/dev/null 2>&1 && { echo "browser: $$(command -v $$b)"; exit 0; }; done; \
+	@found=""; for b in $(BROWSERS); do command -v $$b >/dev/null 2>&1 && { found=$$(command -v $$b); break; }; done; \
+	missing=""; test -n "$$found" || missing=" chromium"; \
+	test -n "$$(fc-list :lang=zh 2>/dev/null)" || missing="$$missing $(CJK_FONT)"; \
+	if [ -z "$$missing" ]; then echo "browser: $$found, with a Chinese font"; exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && echo "browser: installed chromium"; } || \
-	  { echo "apt-get install chromium failed (Ubuntu: chromium-browser, or install google-chrome)." >&2; exit 1; }; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null && echo "browser: installed$$missing"; } || \
+	  { echo "apt-get install$$missing failed (Ubuntu: chromium-browser, or install google-chrome)." >&2; exit 1; }; \
 	else \
-	  echo "No Chromium found. Install it as root: sudo apt-get install chromium (Ubuntu: chromium-browser), then make test." >&2; exit 1; \
+	  echo "Missing:$$missing. Install as root: sudo apt-get install$$missing (Ubuntu: chromium-browser), then make test." >&2; exit 1; \
 	fi
 
 # The test run has its own artifacts root: it never reads or overwrites what `make run` made.
+# Of the Chinese notebooks (the English code, byte for byte: tests/test_i18n.py) nbval runs 01 and 05, to
+# prove they run from their own folder; running the others would repeat the English runs.
+ZH_SKIP := --ignore=notebooks/zh/solutions --ignore-glob='*/zh/0[234]_*.ipynb'
 test: setup
-	R1LAB_ARTIFACTS=$(CURDIR)/artifacts/test-run R1LAB_PROFILE=$(PROFILE) R1LAB_SEED=$(SEED) $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-cell-timeout=1500
+	R1LAB_ARTIFACTS=$(CURDIR)/artifacts/test-run R1LAB_PROFILE=$(PROFILE) R1LAB_SEED=$(SEED) $(PY) -m pytest -q tests notebooks $(ZH_SKIP) --nbval-lax --nbval-cell-timeout=1500
 
 unit: setup
 	$(PY) -m pytest -q tests

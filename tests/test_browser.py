@@ -39,6 +39,16 @@ def require_browser(env=os.environ) -> str:
     return path
 
 
+def has_chinese_font() -> bool:
+    """Whether fontconfig knows a font with Chinese glyphs (else the 中文 screenshot shows boxes)."""
+    import subprocess
+
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return False
+    return bool(subprocess.run([fc_list, ":lang=zh"], capture_output=True, text=True).stdout.strip())
+
+
 @pytest.fixture(scope="module")
 def browser_path():
     return require_browser()
@@ -89,6 +99,7 @@ def test_type_a_problem_and_watch_it_stream(page):
 
     prompt = page.locator("#prompt textarea")
     expect(prompt).to_be_visible(timeout=20_000)
+    expect(page.locator("#chat-student")).to_be_attached(timeout=20_000)  # Gradio mounts components one by one
     # Record every state the student's chat goes through, to see the reply arrive piece by piece.
     page.evaluate("""() => {
         window.__states = [];
@@ -127,6 +138,33 @@ def test_bad_input_shows_a_message(page):
     prompt.fill("Q:7+8=é")
     page.locator("#generate").click()
     expect(page.get_by_text("does not know").first).to_be_visible(timeout=20_000)
+
+
+def test_language_switch_relabels_the_app_and_answers_a_chinese_prompt(page):
+    """Switch to 中文: the labels change, and a Chinese prompt gets, in the chat, what the tiny model can read."""
+    from playwright.sync_api import expect
+
+    if not has_chinese_font():
+        message = "no Chinese font (fc-list :lang=zh is empty): `make browser` installs fonts-noto-cjk"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true)", pytrace=False)
+        pytest.skip(message)
+
+    from utils.artifacts import artifacts_root
+
+    page.locator("#language").get_by_text("中文", exact=True).click()
+    expect(page.locator("#generate")).to_have_text("生成", timeout=20_000)
+    expect(page.get_by_text("题目", exact=True).first).to_be_visible()
+    expect(page.locator("#model-choice").get_by_text("两个都要", exact=True)).to_be_visible()
+    page.locator("#prompt textarea").fill("Q:三加五等于几？")
+    page.locator("#generate").click()
+    expect(page.locator("#chat-student").get_by_text("这个小模型只认识任务世界里的字符")).to_be_visible(timeout=20_000)
+    out = artifacts_root() / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out / "05_gradio_app_zh.png"), full_page=True)
+    assert (out / "05_gradio_app_zh.png").stat().st_size > 10_000
+    page.locator("#language").get_by_text("English", exact=True).click()
+    expect(page.locator("#generate")).to_have_text("Generate", timeout=20_000)
 
 
 def test_missing_browser_skips_or_fails_on_ci(monkeypatch):

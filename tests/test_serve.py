@@ -110,6 +110,53 @@ def test_validation_messages(served, prompt, temperature, top_p, max_new, messag
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize("prompt, temperature, top_p, max_new, message", [
+    ("", 0.6, 0.95, 10, "题目是空的"),
+    ("Q:7+8=é", 0.6, 0.95, 10, "不认识 'é' (U+00E9)"),
+    ("Q:7+8=", 0.6, 0.95, 0, "至少为 1"),
+    ("Q:7+8=", 50, 0.95, 10, "温度必须在 0（贪心解码）到 2 之间，收到的是 50"),
+    ("Q:7+8=", 0.6, 1.01, 10, "top_p 必须在 (0, 1] 之内"),
+])
+def test_validation_messages_in_chinese(served, prompt, temperature, top_p, max_new, message):
+    with pytest.raises(serve.InputError) as err:
+        serve.validate_request(served, prompt, temperature, top_p, max_new, max_tokens_cap=64,
+                               max_prompt_chars=2000, lang="zh")
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("lang, reads, example", [("en", "reads only the task world's characters", "for example"),
+                                                  ("zh", "这个小模型只认识任务世界里的字符", "例如")])
+def test_a_chinese_prompt_is_told_what_the_tiny_model_reads(served, lang, reads, example):
+    with pytest.raises(serve.UnreadablePrompt) as err:
+        serve.validate_request(served, "Q:三加五=", 0.6, 0.95, 10, max_tokens_cap=64, max_prompt_chars=2000,
+                               lang=lang)
+    message = str(err.value)
+    vocab = "".join(sorted(t for t in served.tokenizer.get_vocab() if len(t) == 1 and t != " "))
+    assert reads in message and vocab in message and example in message and "Q:4759+86=" in message
+    assert "'三' (U+4E09)" in message and "'加' (U+52A0)" in message and "'五' (U+4E94)" in message
+
+
+def test_app_text_says_everything_in_both_languages():
+    from utils.app_text import TEXT, placeholders, say
+
+    assert TEXT["en"].keys() == TEXT["zh"].keys()
+    for key in TEXT["en"]:
+        assert placeholders(TEXT["en"][key]) == placeholders(TEXT["zh"][key]), key
+    cjk = [key for key, text in TEXT["zh"].items() if any("\u4e00" <= ch <= "\u9fff" for ch in text)]
+    same = {"top_p"}  # the sampling parameter's name is the same in both
+    assert set(TEXT["zh"]) - set(cjk) == same
+    assert say("中文", "generate") == say("zh", "generate") == "生成" and say("English", "generate") == "Generate"
+    with pytest.raises(ValueError, match="Unknown language 'fr'"):
+        say("fr", "generate")
+
+
+def test_check_lines_in_chinese():
+    check = {"reference": "15", "model_answer": "14", "well_formed": True, "correct": False, "steps_correct": False}
+    assert serve.describe_check(check, lang="zh") == "❌ 错误 – 模型答 14，参考答案是 15"
+    assert serve.describe_check(dict(check, correct=True, steps_correct=True), short=True, lang="zh") == "✅ 正确"
+    assert serve.describe_check(None, lang="zh").startswith("（不是任务世界的题目")
+
+
 def test_validation_greedy_and_cap(served):
     req = serve.validate_request(served, " Q:7+8= ", 0, 0.95, 500, max_tokens_cap=64, max_prompt_chars=2000)
     assert req.prompt == "Q:7+8=" and not req.do_sample and req.max_new_tokens == 64
@@ -224,8 +271,9 @@ def client(app):
     return Client(app[1], analytics_enabled=False, verbose=False, download_files=False)
 
 
-def _generate(client, prompt="Q:7+8-3=", model="student", temperature=0.6, top_p=0.95, max_new=MAX_NEW):
-    return client.predict(prompt, model, temperature, top_p, max_new, api_name="/generate")
+def _generate(client, prompt="Q:7+8-3=", model="student", temperature=0.6, top_p=0.95, max_new=MAX_NEW,
+              *language):
+    return client.predict(prompt, model, temperature, top_p, max_new, *language, api_name="/generate")
 
 
 def test_binds_loopback_by_default(app):
@@ -339,6 +387,42 @@ def test_chat_both_models_side_by_side(client):
         assert thinking["metadata"]["title"] == serve.THINKING_TITLE
         assert "reference C" in pane[-1]["content"][0]["text"]
     assert "| student |" in stats and "| teacher |" in stats and " ms |" in stats
+
+
+@pytest.mark.parametrize("language, reads, header, check", [
+    ("English", "This tiny model reads only the task world's characters", "| model | first token |", "reference C"),
+    ("中文", "这个小模型只认识任务世界里的字符", "| 模型 | 首个 token |", "参考答案 C"),
+])
+def test_language_switch_one_request_each(client, language, reads, header, check):
+    """Per language: a Chinese prompt is answered in the chat with what the tiny model reads (no error);
+    a real problem gets its check line and statistics in that language; a bad request to /generate
+    gets its error message in that language."""
+    from gradio_client.exceptions import AppError
+
+    student, teacher, stats = client.predict("Q:三加五等于几？", "both", 0.6, 0.95, MAX_NEW, language,
+                                             api_name="/chat")
+    for pane in (student, teacher):
+        assert [m["role"] for m in pane] == ["user", "assistant"]
+        reply = _text(pane[1])
+        assert reads in reply and "'三' (U+4E09)" in reply and "Q:4759+86=" in reply
+    assert stats == ""
+
+    student, teacher, stats = client.predict("Q:A=5,B=3,C=8;max?", "both", 0, 0.95, MAX_NEW, language,
+                                             api_name="/chat")
+    assert check in _text(student[-1]) and check in _text(teacher[-1])
+    assert stats.startswith(header)
+
+    message = "at least 1" if language == "English" else "至少为 1"
+    with pytest.raises(AppError, match=message):
+        _generate(client, "Q:7+8=", "student", 0.6, 0.95, 0, language)
+
+
+def test_unknown_language_is_refused(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="Unknown language 'klingon'"):
+        _generate(client, "Q:7+8=", "student", 0.6, 0.95, MAX_NEW, "klingon")
+    assert _generate(client)["done"]
 
 
 def test_cli_without_a_student_says_what_to_do(artifacts_tmp, capsys):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,6 +261,31 @@ def set_offline_env(hub_offline: bool = True) -> None:
             os.environ.setdefault(key, value)
 
 
+HF_DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+def apply_hub_endpoint(endpoint: str | None = None) -> str:
+    """Send every hub request to ``endpoint`` – default ``$HF_ENDPOINT``, else huggingface.co –
+    for example a mirror (``https://hf-mirror.com``) where huggingface.co is blocked or slow.
+
+    ``huggingface_hub`` (which ``transformers`` downloads through) and ``datasets`` read
+    ``HF_ENDPOINT`` once, when they are first imported. A notebook that sets it in a cell after
+    ``import transformers`` would still download from huggingface.co; this applies it to the
+    modules already imported as well. Returns the endpoint in use.
+    """
+    endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).rstrip("/")
+    os.environ["HF_ENDPOINT"] = endpoint
+    hub = sys.modules.get("huggingface_hub.constants")
+    if hub is not None:
+        hub.ENDPOINT = endpoint
+        hub.HUGGINGFACE_CO_URL_TEMPLATE = endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+    datasets_config = sys.modules.get("datasets.config")
+    if datasets_config is not None:
+        datasets_config.HF_ENDPOINT = endpoint
+        datasets_config.HUB_DATASETS_URL = endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}"
+    return endpoint
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch; make torch deterministic on the CPU."""
     import numpy as np
@@ -432,6 +458,7 @@ def make_run(profile: str | None = None, seed: int | None = None, *, quiet: bool
 
     prof = get_profile(profile)
     set_offline_env(prof.hub_offline)
+    endpoint = None if prof.hub_offline else apply_hub_endpoint()  # a profile that downloads: honour HF_ENDPOINT
     if seed is None:
         seed = int(os.environ.get("R1LAB_SEED", DEFAULT_SEED))
     if prof.torch_threads:
@@ -441,6 +468,8 @@ def make_run(profile: str | None = None, seed: int | None = None, *, quiet: bool
     run = Run(profile=prof, seed=seed, device=device, dtype=dtype)
     if not quiet:
         print(f"profile={prof.name} seed={seed} device={device} dtype={str(dtype).replace('torch.', '')}")
+        if endpoint not in (None, HF_DEFAULT_ENDPOINT):
+            print(f"hub downloads from {endpoint} (HF_ENDPOINT)")
     return run
 
 

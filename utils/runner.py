@@ -84,6 +84,20 @@ def run_notebook(path: Path, profile: str, seed: int, timeout: int = 1800,
     return time.perf_counter() - start
 
 
+def rebuild_chinese() -> None:
+    """``make zh`` after a run: the Chinese notebooks get the new outputs. Stale translations do not stop
+    the run; they are named, and the Chinese notebooks stay as they were until they are brought up to date."""
+    from . import i18n
+
+    try:
+        written = i18n.build()
+    except SystemExit as stale:
+        print(f"Chinese notebooks not rebuilt – {stale}\n(python -m utils.i18n sync, translate, make zh)")
+        return
+    if written:
+        print(f"rebuilt {len(written)} Chinese notebook(s) in notebooks/zh/")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=os.environ.get("R1LAB_PROFILE", "tiny"))
@@ -110,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.solutions:
             update_results(args.profile, {"wall_s": {number: round(seconds, 1)}})
         print(f"✓ {path.name} in {seconds:.0f} s", flush=True)
+    if args.out is None:  # the Chinese notebooks carry the outputs of this run
+        rebuild_chinese()
     if args.solutions:
         return 0
     results = load_results(args.profile)

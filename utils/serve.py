@@ -46,6 +46,7 @@ import torch
 from transformers import (PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria,
                           StoppingCriteriaList, TextIteratorStreamer)
 
+from .app_text import LANGUAGES, language, say
 from .config import Profile, get_profile, pick_device, set_offline_env
 from .tasks import (FAMILIES, THINK_CLOSE, THINK_OPEN, Problem, check_format, check_steps, column_addition,
                     extract_final_answer, make_problems, verify)
@@ -57,7 +58,7 @@ LOCALHOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 STREAM_TIMEOUT_S = 120.0      # a generation that produces nothing for this long is an error
 MAX_TEMPERATURE = 2.0         # the API refuses hotter sampling: beyond it a reply is noise
-THINKING_TITLE = "💭 Thinking"
+THINKING_TITLE = say("en", "thinking")
 
 
 # =======================================================================================
@@ -148,20 +149,20 @@ def check_answer(prompt: str, completion: str) -> dict[str, Any] | None:
     }
 
 
-def describe_check(check: dict[str, Any] | None, short: bool = False) -> str:
-    """One line for the chat: ✅ / ❌ / ⚠ and why (``short``: just the verdict, for tables)."""
+def describe_check(check: dict[str, Any] | None, short: bool = False, lang: str = "en") -> str:
+    """One line for the chat: ✅ / ❌ / ⚠ and why (``short``: just the verdict, for tables), in ``lang``."""
     if check is None:
-        return "–" if short else "(not a task-world problem: no reference answer to check against)"
+        return "–" if short else say(lang, "not_task")
     if short:
         if check["correct"]:
-            return "✅ correct" if check["steps_correct"] else "✅ correct (a step differs)"
-        return "❌ wrong" if check["well_formed"] else "⚠ malformed"
+            return say(lang, "short_correct" if check["steps_correct"] else "short_correct_step")
+        return say(lang, "short_wrong" if check["well_formed"] else "short_malformed")
     if check["correct"]:
-        steps = "every step right" if check["steps_correct"] else "but some step differs from the reference"
-        return f"✅ correct – reference {check['reference']} ({steps})"
+        steps = say(lang, "steps_right" if check["steps_correct"] else "steps_differ")
+        return say(lang, "correct", reference=check["reference"], steps=steps)
     if not check["well_formed"]:
-        return f"⚠ malformed answer (not `<think>…</think>A:<answer>`) – reference {check['reference']}"
-    return f"❌ wrong – the model says {check['model_answer']}, the reference is {check['reference']}"
+        return say(lang, "malformed", reference=check["reference"])
+    return say(lang, "wrong", answer=check["model_answer"], reference=check["reference"])
 
 
 def example_prompts(profile: Profile, difficulty: int = 2) -> list[str]:
@@ -256,6 +257,11 @@ class InputError(ValueError):
     """A request the app refuses, with a message meant for the person who sent it."""
 
 
+class UnreadablePrompt(InputError):
+    """A prompt with characters the model's tokenizer cannot read (Chinese, for the tiny models).
+    The chat answers it with its message, in the chosen language, instead of an error."""
+
+
 @dataclass
 class Request:
     """A validated request: what :func:`stream_generate` needs, plus notes for the user."""
@@ -287,73 +293,74 @@ def unknown_characters(served: ServedModel, text: str) -> list[str]:
     return bad
 
 
-def _readable(chars: list[str], limit: int = 8) -> str:
+def _readable(chars: list[str], limit: int = 8, lang: str = "en") -> str:
     shown = ", ".join(f"'{c}' (U+{ord(c):04X})" if c.isprintable() else f"U+{ord(c):04X}"
                       for c in chars[:limit])
-    return shown + (f" and {len(chars) - limit} more" if len(chars) > limit else "")
+    return shown + (say(lang, "and_more", n=len(chars) - limit) if len(chars) > limit else "")
 
 
-def _number(value: Any, what: str) -> float:
+def _number(value: Any, what: str, lang: str = "en") -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"{what} must be a number, got {value!r}.") from None
+        raise InputError(say(lang, "not_number", what=what, value=repr(value))) from None
     if math.isnan(number) or math.isinf(number):
-        raise InputError(f"{what} must be a finite number, got {value!r}.")
+        raise InputError(say(lang, "not_finite", what=what, value=repr(value)))
     return number
 
 
 def validate_request(served: ServedModel, prompt: Any, temperature: Any, top_p: Any,
-                     max_new_tokens: Any, *, max_tokens_cap: int, max_prompt_chars: int) -> Request:
-    """Check one request; raise :class:`InputError` with a clear message, or return it cleaned.
+                     max_new_tokens: Any, *, max_tokens_cap: int, max_prompt_chars: int,
+                     lang: str = "en") -> Request:
+    """Check one request; raise :class:`InputError` with a clear message in ``lang`` ("en" or
+    "zh"), or return it cleaned.
 
     * empty prompt → error; longer than ``max_prompt_chars`` → error;
-    * characters the tokenizer does not know (non-ASCII for the tiny models) → error naming them;
+    * characters the tokenizer does not know (non-ASCII for the tiny models) →
+      :class:`UnreadablePrompt` naming them and, for the tiny models, the characters they do read;
     * ``max_new_tokens <= 0`` → error; above ``max_tokens_cap`` → capped, with a note;
     * ``temperature`` outside [0, ``MAX_TEMPERATURE``] (or NaN/inf) → error; ``= 0`` → greedy
       decoding (``top_p`` unused), with a note;
     * ``top_p`` outside (0, 1] → error;
     * prompt + new tokens beyond the model's context → error.
     """
+    lang = language(lang)
+    example = "Q:4759+86=" if served.char_level else "How many primes are below 20?"
     if prompt is None or not isinstance(prompt, str) or not prompt.strip():
-        example = "Q:4759+86=" if served.char_level else "How many primes are below 20?"
-        raise InputError(f"The prompt is empty: type a problem (for example {example}) or pick an example.")
+        raise InputError(say(lang, "empty", example=example))
     prompt = prompt.strip()
     if len(prompt) > max_prompt_chars:
-        raise InputError(f"The prompt is too long: {len(prompt):,} characters; this app accepts at most "
-                         f"{max_prompt_chars:,}.")
+        raise InputError(say(lang, "too_long", length=len(prompt), limit=max_prompt_chars))
     bad = unknown_characters(served, prompt)
     if bad:
-        hint = ""
         if served.char_level:
-            vocab = sorted(t for t in served.tokenizer.get_vocab() if len(t) == 1 and t != " ")
-            hint = f" The tiny models read only these characters (and spaces): {''.join(vocab)}"
-        raise InputError(f"The prompt contains characters this model's tokenizer does not know: "
-                         f"{_readable(bad)}.{hint}")
+            vocab = "".join(sorted(t for t in served.tokenizer.get_vocab() if len(t) == 1 and t != " "))
+            raise UnreadablePrompt(say(lang, "tiny_reads", vocab=vocab, chars=_readable(bad, lang=lang),
+                                       example=example))
+        raise UnreadablePrompt(say(lang, "unknown_chars", chars=_readable(bad, lang=lang)))
     notes: list[str] = []
-    tokens = _number(max_new_tokens, "max new tokens")
+    tokens = _number(max_new_tokens, "max new tokens", lang)
     if tokens != int(tokens):
-        raise InputError(f"max new tokens must be a whole number, got {max_new_tokens!r}.")
+        raise InputError(say(lang, "not_whole", value=repr(max_new_tokens)))
     tokens = int(tokens)
     if tokens <= 0:
-        raise InputError(f"max new tokens must be at least 1, got {tokens}.")
+        raise InputError(say(lang, "at_least_1", value=tokens))
     if tokens > max_tokens_cap:
-        notes.append(f"max new tokens capped at {max_tokens_cap} (this profile's limit).")
+        notes.append(say(lang, "capped", cap=max_tokens_cap))
         tokens = max_tokens_cap
-    temp = _number(temperature, "temperature")
+    temp = _number(temperature, "temperature", lang)
     if not 0 <= temp <= MAX_TEMPERATURE:
-        raise InputError(f"temperature must be between 0 (greedy) and {MAX_TEMPERATURE:g}, got {temp:g}.")
-    p = _number(top_p, "top_p")
+        raise InputError(say(lang, "temperature_range", high=MAX_TEMPERATURE, value=temp))
+    p = _number(top_p, "top_p", lang)
     if not 0 < p <= 1:
-        raise InputError(f"top_p must be in (0, 1], got {p:g}.")
+        raise InputError(say(lang, "top_p_range", value=p))
     do_sample = temp > 0
     if not do_sample:
-        notes.append("temperature 0 → greedy decoding (top_p is not used).")
+        notes.append(say(lang, "greedy_note"))
     n_prompt = len(served.tokenizer(model_input(served, prompt), add_special_tokens=False)["input_ids"])
     ctx = served.context_tokens
     if ctx is not None and n_prompt + tokens > ctx:
-        raise InputError(f"The prompt is too long for this model: {n_prompt} tokens plus {tokens} new "
-                         f"tokens exceed its context of {ctx} tokens.")
+        raise InputError(say(lang, "context", prompt_tokens=n_prompt, new_tokens=tokens, context=ctx))
     return Request(prompt, tokens, do_sample, temp, p, notes)
 
 
@@ -496,7 +503,7 @@ def stream_generate(served: ServedModel, request: Request) -> Iterator[dict[str,
 # 4. The Gradio app
 # =======================================================================================
 
-def _messages(prompt: str, result: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _messages(prompt: str, result: dict[str, Any] | None, lang: str = "en") -> list[dict[str, Any]]:
     """Chat messages for one model: the question, a collapsible thinking block, the answer."""
     # The prompt is escaped like the model's text: the chat must show "<b>" or "<script>", not run it.
     msgs: list[dict[str, Any]] = [{"role": "user", "content": html.escape(prompt)}]
@@ -505,31 +512,31 @@ def _messages(prompt: str, result: dict[str, Any] | None) -> list[dict[str, Any]
     finished = result["thinking_done"] or result["done"]
     # Model text is escaped: a model can write "<script>" as easily as "<think>".
     msgs.append({"role": "assistant", "content": html.escape(result["thinking"]) or "…",
-                 "metadata": {"title": THINKING_TITLE, "status": "done" if finished else "pending"}})
+                 "metadata": {"title": say(lang, "thinking"), "status": "done" if finished else "pending"}})
     if result["answer"] or result["done"]:
-        content = f"**{html.escape(result['answer']) or '(no answer)'}**"
+        content = f"**{html.escape(result['answer']) or say(lang, 'no_answer')}**"
         if result["done"]:
-            content += "\n\n" + describe_check(result.get("check"))
+            content += "\n\n" + describe_check(result.get("check"), lang=lang)
         msgs.append({"role": "assistant", "content": content})
     return msgs
 
 
-def _stats_table(results: dict[str, dict[str, Any]], notes: list[str]) -> str:
+def _stats_table(results: dict[str, dict[str, Any]], notes: list[str], lang: str = "en") -> str:
     if not results:
         return ""
-    rows = ["| model | first token | total | tokens | tokens/s | decoding | check |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [say(lang, "stats_header"), "|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         first = "…" if r["first_token_ms"] is None else f"{r['first_token_ms']:.0f} ms"
-        check = describe_check(r.get("check"), short=True) if r["done"] else "…"
+        check = describe_check(r.get("check"), short=True, lang=lang) if r["done"] else "…"
+        decoding = say(lang, "greedy" if r["greedy"] else "sampling_short")
         rows.append(f"| {name} | {first} | {r['total_ms']:.0f} ms | {r['new_tokens']} | {r['tokens_per_s']:.0f} "
-                    f"| {'greedy' if r['greedy'] else 'sampling'} | {check} |")
+                    f"| {decoding} | {check} |")
     return "\n".join(rows + [""] + [f"*{n}*" for n in dict.fromkeys(notes)])
 
 
 def build_app(student_path: str | Path | None = None, teacher_path: str | Path | None = None,
               profile: Profile | str | None = None, *, models: dict[str, ServedModel] | None = None,
-              device: str | None = None, title: str = "R1 Distill Lab – the distilled student"):
+              device: str | None = None, title: str | None = None):
     """Build the Gradio app (a ``gr.Blocks``, queued, not launched) serving the student.
 
     ``student_path`` / ``teacher_path`` are model folders (artifacts) or hub ids; with a
@@ -539,9 +546,14 @@ def build_app(student_path: str | Path | None = None, teacher_path: str | Path |
     ``serve_concurrency`` generations run at once, ``serve_queue_size`` more may wait.
 
     Two endpoints: the UI's ``/chat``, and ``/generate`` for ``gradio_client`` –
-    ``client.submit(prompt, model, temperature, top_p, max_new_tokens, api_name="/generate")``
+    ``client.submit(prompt, model, temperature, top_p, max_new_tokens, language, api_name="/generate")``
     streams the dicts of :func:`stream_generate`. Invalid input raises ``gr.Error`` with a
     clear message (shown in the UI; an ``AppError`` in the client); the app keeps serving.
+    A prompt the model cannot read (Chinese, for the tiny models) is answered in the chat with
+    what the model can read, instead of an error.
+
+    A language switch (English / 中文) relabels the UI; messages come in the chosen language
+    (``language`` = "English" or "中文", or "en"/"zh", on both endpoints; English by default).
     The loaded models are available as ``demo.served_models``.
     """
     import gradio as gr
@@ -560,59 +572,99 @@ def build_app(student_path: str | Path | None = None, teacher_path: str | Path |
     cap = prof.serve_max_new_tokens
     limits = dict(max_tokens_cap=cap, max_prompt_chars=prof.serve_max_prompt_chars)
 
-    def validated(name: str, prompt, temperature, top_p, max_new_tokens) -> Request:
+    def validated(name: str, prompt, temperature, top_p, max_new_tokens, lang: str) -> Request:
         if name not in models:
-            raise gr.Error(f"Unknown model {name!r}: choose one of {', '.join(names)}.")
+            raise gr.Error(say(lang, "unknown_model", name=name, names=", ".join(names)))
         try:
-            return validate_request(models[name], prompt, temperature, top_p, max_new_tokens, **limits)
+            return validate_request(models[name], prompt, temperature, top_p, max_new_tokens, lang=lang, **limits)
         except InputError as exc:
-            raise gr.Error(str(exc), title="Invalid input", print_exception=False) from None
+            raise gr.Error(str(exc), title=say(lang, "invalid_title"), print_exception=False) from None
 
-    def guarded(name: str, request: Request) -> Iterator[dict[str, Any]]:
+    def guarded(name: str, request: Request, lang: str) -> Iterator[dict[str, Any]]:
         try:
             yield from stream_generate(models[name], request)
         except GenerationError as exc:
             log.exception("generation failed")
-            raise gr.Error(f"{exc}. The app is still running: try again.", title="Generation failed",
+            raise gr.Error(say(lang, "failed", error=exc), title=say(lang, "failed_title"),
                            print_exception=False) from None
 
-    def generate(prompt: str, model: str = "student", temperature: float = prof.temperature,
-                 top_p: float = prof.top_p, max_new_tokens: int = cap) -> dict:
-        """Stream one model's reply: dicts with text, thinking, answer, timings and, at the end, the check."""
-        request = validated(model, prompt, temperature, top_p, max_new_tokens)
-        yield from guarded(model, request)
+    def checked_language(choice) -> str:
+        try:
+            return language(choice)
+        except ValueError as exc:
+            raise gr.Error(str(exc), title="Invalid input", print_exception=False) from None
 
-    def chat(prompt, choice, temperature, top_p, max_new_tokens):
+    def generate(prompt: str, model: str = "student", temperature: float = prof.temperature,
+                 top_p: float = prof.top_p, max_new_tokens: int = cap, language: str = "English") -> dict:
+        """Stream one model's reply: dicts with text, thinking, answer, timings and, at the end, the check."""
+        lang = checked_language(language)
+        request = validated(model, prompt, temperature, top_p, max_new_tokens, lang)
+        yield from guarded(model, request, lang)
+
+    def chat(prompt, choice, temperature, top_p, max_new_tokens, language_choice="English"):
+        lang = checked_language(language_choice)
         chosen = names if choice == "both" else [choice]
-        requests = {n: validated(n, prompt, temperature, top_p, max_new_tokens) for n in chosen}
+        conversations: dict[str, list] = {n: [] for n in names}
+        try:
+            requests = {n: validate_request(models[n], prompt, temperature, top_p, max_new_tokens, lang=lang,
+                                            **limits) for n in chosen if n in models}
+        except UnreadablePrompt as exc:  # answered in the chat: what this model can read
+            for n in chosen:
+                conversations[n] = [{"role": "user", "content": html.escape(str(prompt))},
+                                    {"role": "assistant", "content": f"ℹ️ {html.escape(str(exc), quote=False)}"}]
+            yield (*[conversations[n] for n in names], "")
+            return
+        except InputError:
+            requests = {}
+        requests = {n: requests.get(n) or validated(n, prompt, temperature, top_p, max_new_tokens, lang)
+                    for n in chosen}  # raises the error, in the chosen language
         notes = [note for r in requests.values() for note in r.notes]
         results: dict[str, dict[str, Any]] = {}
         question = requests[chosen[0]].prompt
-        conversations: dict[str, list] = {n: [] for n in names}
         for name in chosen:  # one after the other: each gets the CPU to itself, so latencies compare
-            for result in guarded(name, requests[name]):
+            for result in guarded(name, requests[name], lang):
                 results[name] = result
-                conversations[name] = _messages(question, result)
-                yield (*[conversations[n] for n in names], _stats_table(results, notes))
+                conversations[name] = _messages(question, result, lang)
+                yield (*[conversations[n] for n in names], _stats_table(results, notes, lang))
 
-    with gr.Blocks(title=title, analytics_enabled=False) as demo:
-        gr.Markdown(f"## {title}\nA chain of thought streams into the collapsible **{THINKING_TITLE}** "
-                    "block, then the answer; task-world problems are checked by the course's verifier.")
+    def header(lang: str) -> str:  # ``title`` (when given) in every language
+        return f"## {title or say(lang, 'title')}\n{say(lang, 'intro', thinking=say(lang, 'thinking'))}"
+
+    def model_choices(lang: str) -> list[tuple[str, str]]:
+        return [(say(lang, n) if n in ("student", "teacher", "both") else n, n) for n in choices]
+
+    with gr.Blocks(title=title or say("en", "title"), analytics_enabled=False) as demo:
         with gr.Row():
-            prompt = gr.Textbox(label="Problem", placeholder="Q:4759+86=", scale=4, elem_id="prompt")
-            choice = gr.Radio(choices, value="student", label="Model", scale=1, elem_id="model-choice")
-        with gr.Accordion("Sampling (DeepSeek-R1's advice: temperature 0.6, top_p 0.95)", open=False):
-            temperature = gr.Slider(0.0, 1.5, value=prof.temperature, step=0.05,
-                                    label="temperature (0 = greedy)")
-            top_p = gr.Slider(0.05, 1.0, value=prof.top_p, step=0.05, label="top_p")
-            max_new = gr.Slider(1, cap, value=cap, step=1, label="max new tokens")
-        run_btn = gr.Button("Generate", variant="primary", elem_id="generate")
-        gr.Examples(example_prompts(prof), inputs=[prompt], label="Held-out problems, one per family")
+            intro = gr.Markdown(header("en"))
+            switch = gr.Radio(list(LANGUAGES), value="English", label="Language · 语言", scale=0,
+                              min_width=200, elem_id="language")
         with gr.Row():
-            panes = [gr.Chatbot(label=n, height=320, elem_id=f"chat-{n}", allow_tags=False,
-                                feedback_options=None) for n in names]
+            prompt = gr.Textbox(label=say("en", "problem"), placeholder="Q:4759+86=", scale=4, elem_id="prompt")
+            choice = gr.Radio(model_choices("en"), value="student", label=say("en", "model"), scale=1,
+                              elem_id="model-choice")
+        with gr.Accordion(say("en", "sampling"), open=False) as sampling:
+            temperature = gr.Slider(0.0, 1.5, value=prof.temperature, step=0.05, label=say("en", "temperature"))
+            top_p = gr.Slider(0.05, 1.0, value=prof.top_p, step=0.05, label=say("en", "top_p"))
+            max_new = gr.Slider(1, cap, value=cap, step=1, label=say("en", "max_new_tokens"))
+        run_btn = gr.Button(say("en", "generate"), variant="primary", elem_id="generate")
+        examples = gr.Examples(example_prompts(prof), inputs=[prompt], label=say("en", "examples"))
+        with gr.Row():
+            panes = [gr.Chatbot(label=say("en", n) if n in ("student", "teacher") else n, height=320,
+                                elem_id=f"chat-{n}", allow_tags=False, feedback_options=None) for n in names]
         stats = gr.Markdown(elem_id="stats")
-        inputs = [prompt, choice, temperature, top_p, max_new]
+
+        def relabel(choice_label: str):
+            lang = checked_language(choice_label)
+            return (gr.Markdown(header(lang)), gr.Textbox(label=say(lang, "problem")),
+                    gr.Radio(choices=model_choices(lang), label=say(lang, "model")),
+                    gr.Accordion(label=say(lang, "sampling")), gr.Slider(label=say(lang, "temperature")),
+                    gr.Slider(label=say(lang, "top_p")), gr.Slider(label=say(lang, "max_new_tokens")),
+                    gr.Button(value=say(lang, "generate")), gr.Dataset(label=say(lang, "examples")),
+                    *[gr.Chatbot(label=say(lang, n) if n in ("student", "teacher") else n) for n in names])
+
+        switch.change(relabel, switch, [intro, prompt, choice, sampling, temperature, top_p, max_new, run_btn,
+                                        examples.dataset, *panes], api_visibility="private")
+        inputs = [prompt, choice, temperature, top_p, max_new, switch]
         run_btn.click(chat, inputs, [*panes, stats], api_name="chat")
         prompt.submit(chat, inputs, [*panes, stats], api_visibility="private")
         gr.api(generate, api_name="generate")

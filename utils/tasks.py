@@ -19,7 +19,7 @@ answer line ``A:<answer>``. The *verifier* (:func:`verify`) extracts that answer
 pattern and compares it with the reference – it is the centre of evaluation (02–04),
 rejection sampling (03) and the rule-based reward of GRPO (02).
 
-``add`` is column addition, right to left with carries (the probe of FIELD-NOTES.md): every
+``add`` is column addition, right to left with carries: every
 step is a one-digit fact, so a 2M-parameter model learns it within a CPU budget. The
 default ``tiny`` profile trains on it; the other families are there to explore (they need
 several times more training steps – see the ``tiny`` profile's comment in

@@ -98,7 +98,7 @@ class DistillationResult:
 
 def distillation_experiment(seed: int = 0, n_labelled: int = 200, n_unlabelled: int = 5000,
                             temperature: float = 4.0, steps: int = 600) -> DistillationResult:
-    """Train one teacher and three same-size students; return their test accuracies.
+    """Train one teacher and four same-size students; return their test accuracies.
 
     * teacher: wide MLP trained on 20,000 labelled points;
     * ``student_labels``: the student trained on only ``n_labelled`` true labels;

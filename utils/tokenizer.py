@@ -3,7 +3,7 @@
 Taught in notebook 01 ("Tokenizer and models"). Real models (the ``colab`` profile) use their
 own hub tokenizer; :func:`load_tokenizer` loads either kind from a folder.
 
-Two details matter (see FIELD-NOTES pitfalls 2 and 9):
+Two details matter (both pitfalls met while building the course):
 
 * ``<think>`` and ``</think>`` are *ordinary* added tokens, not special ones: TRL decodes
   completions with ``skip_special_tokens=True``, which would silently delete special tokens

@@ -14,7 +14,7 @@ from . import verdict
 # Exercise 2's "split by seed" world: train drawn with seed 0, test with the course's eval seed.
 SEED_SPLIT = {"family": "add", "difficulty": 1, "n_train": 1000, "n_test": 300,
               "train_seed": 0, "test_seed": 20250122}
-# Exercise 3's example: the probe of FIELD-NOTES.md, prompt + completion as the teacher sees them.
+# Exercise 3's example: a column addition, prompt + completion as the teacher sees them.
 TOKEN_EXAMPLE = "Q:4759+86=<think>9+6+0=15;5+8+1=14;7+0+1=8;4+0+0=4</think>A:4845"
 
 
