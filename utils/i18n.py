@@ -156,16 +156,20 @@ def parts(text: str) -> dict[str, list[str]]:
             "<details>": sorted(re.findall(r"</?(?:details|summary)>", rest))}
 
 
-def zh_link(target: str, english: Path, chinese: Path) -> bool:
+def zh_link(target: str, chinese: Path) -> bool:
     """Whether a link target of the Chinese notebook is acceptable: a web address, an anchor, or a
-    relative path that exists from the Chinese notebook's folder."""
+    relative path that exists from the Chinese notebook's folder – or a Chinese notebook not built
+    yet, whose English original exists."""
     if target.startswith(("http://", "https://", "mailto:", "#")):
         return True
     path = (chinese.parent / target.split("#", 1)[0]).resolve()
-    return path.exists() or path in {p.chinese.resolve() for p in pairs()}  # a Chinese notebook not yet built
+    if path.exists():
+        return True
+    zh = next(p for p in chinese.resolve().parents if p.name == "zh")
+    return path.suffix == ".ipynb" and path.is_relative_to(zh) and (zh.parent / path.relative_to(zh)).exists()
 
 
-def cell_problems(en: str, zh: str, english: Path, chinese: Path) -> list[str]:
+def cell_problems(en: str, zh: str, chinese: Path) -> list[str]:
     """How a Chinese cell departs from its English original where it must not (``[]``: it does not).
 
     Kept verbatim: fenced blocks, math, inline code, the numbers of the prose (digits stay digits:
@@ -182,11 +186,10 @@ def cell_problems(en: str, zh: str, english: Path, chinese: Path) -> list[str]:
             out.append(f"{what} differ from the English (missing {missing[:4]}, extra {extra[:4]})")
     for target in z["links"]:
         if target.startswith(COLAB):
-            want = chinese.relative_to(chinese.parents[2] if chinese.parent.name == "solutions"
-                                       else chinese.parents[1]).as_posix()
+            want = chinese.relative_to(next(p for p in chinese.parents if p.name == "notebooks")).as_posix()
             if not target.endswith("notebooks/" + want):
                 out.append(f"the Colab link should open notebooks/{want}, not {target}")
-        elif not zh_link(target, english, chinese):
+        elif not zh_link(target, chinese):
             out.append(f"link {target} does not resolve from {chinese.parent.name}/")
     if len(z["links"]) != len(e["links"]):
         out.append(f"{len(e['links'])} links in the English, {len(z['links'])} in the Chinese")
@@ -216,21 +219,21 @@ def problems(pair: Pair) -> list[str]:
             out.append(f"{name} cell {index}: has no id (save the notebook with nbformat ≥ 4.5)")
             continue
         markdown_ids.add(cid)
-        first = cell_source(cell).strip().splitlines()[0][:60] if cell_source(cell).strip() else ""
+        text = cell_source(cell)
+        first = text.strip().splitlines()[0][:60] if text.strip() else ""
         where = f"{name} cell {index} (id {cid}, “{first}”)"
         entry = entries.get(cid)
         if entry is None:
             out.append(f"{where}: no translation")
-        elif entry.get("en_sha256") != source_hash(cell_source(cell)):
+        elif entry.get("en_sha256") != source_hash(text):
             out.append(f"{where}: the English changed since it was translated (hash {entry.get('en_sha256')}, "
-                       f"now {source_hash(cell_source(cell))})")
+                       f"now {source_hash(text)})")
         elif not str(entry.get("zh") or "").strip():
             out.append(f"{where}: empty translation")
         elif str(entry["zh"]).startswith(TODO):
             out.append(f"{where}: translation marked {TODO}")
         else:
-            out += [f"{where}: {p}" for p in cell_problems(cell_source(cell), str(entry["zh"]),
-                                                              pair.english, pair.chinese)]
+            out += [f"{where}: {p}" for p in cell_problems(text, str(entry["zh"]), pair.chinese)]
     for cid in entries.keys() - markdown_ids:
         out.append(f"{pair.catalogue.name}: entry {cid} matches no markdown cell of {name} (remove it)")
     return out
@@ -248,11 +251,16 @@ def translate(pair: Pair) -> str:
     return json.dumps(out, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
 
 
+class StaleTranslations(RuntimeError):
+    """:func:`build` refuses: some catalogue does not translate its English notebook as it is now."""
+
+
 def build(root: Path = REPO_ROOT) -> list[Path]:
-    """Write every Chinese notebook whose text differs from the catalogue's; return those written."""
+    """Write every Chinese notebook whose text differs from the catalogue's; return those written.
+    Raises :class:`StaleTranslations`, naming the cells, while :func:`problems` finds any."""
     broken = [line for pair in pairs(root) for line in problems(pair)]
     if broken:
-        raise SystemExit("Not building: the translations are not current.\n  " + "\n  ".join(broken))
+        raise StaleTranslations("Not building: the translations are not current.\n  " + "\n  ".join(broken))
     written = []
     for pair in pairs(root):
         text = translate(pair)
@@ -300,7 +308,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(broken) if broken else f"All {len(chosen)} catalogues are current.")
         return 1 if broken else 0
     if args.command == "build":
-        written = build()
+        try:
+            written = build()
+        except StaleTranslations as stale:
+            print(stale, file=sys.stderr)
+            return 1
         print("\n".join(f"wrote {p.relative_to(REPO_ROOT)}" for p in written) or "The Chinese notebooks are up to date.")
         return 0
     for pair in pairs():

@@ -91,7 +91,7 @@ def rebuild_chinese() -> None:
 
     try:
         written = i18n.build()
-    except SystemExit as stale:
+    except i18n.StaleTranslations as stale:
         print(f"Chinese notebooks not rebuilt – {stale}\n(python -m utils.i18n sync, translate, make zh)")
         return
     if written:

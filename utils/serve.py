@@ -572,12 +572,17 @@ def build_app(student_path: str | Path | None = None, teacher_path: str | Path |
     cap = prof.serve_max_new_tokens
     limits = dict(max_tokens_cap=cap, max_prompt_chars=prof.serve_max_prompt_chars)
 
-    def validated(name: str, prompt, temperature, top_p, max_new_tokens, lang: str) -> Request:
+    def validated(name: str, prompt, temperature, top_p, max_new_tokens, lang: str, *,
+                  in_chat: bool = False) -> Request:
+        """The request, or a ``gr.Error`` in ``lang``; ``in_chat`` lets an :class:`UnreadablePrompt`
+        through, for the chat to answer."""
         if name not in models:
             raise gr.Error(say(lang, "unknown_model", name=name, names=", ".join(names)))
         try:
             return validate_request(models[name], prompt, temperature, top_p, max_new_tokens, lang=lang, **limits)
         except InputError as exc:
+            if in_chat and isinstance(exc, UnreadablePrompt):
+                raise
             raise gr.Error(str(exc), title=say(lang, "invalid_title"), print_exception=False) from None
 
     def guarded(name: str, request: Request, lang: str) -> Iterator[dict[str, Any]]:
@@ -592,7 +597,7 @@ def build_app(student_path: str | Path | None = None, teacher_path: str | Path |
         try:
             return language(choice)
         except ValueError as exc:
-            raise gr.Error(str(exc), title="Invalid input", print_exception=False) from None
+            raise gr.Error(str(exc), title=say("en", "invalid_title"), print_exception=False) from None
 
     def generate(prompt: str, model: str = "student", temperature: float = prof.temperature,
                  top_p: float = prof.top_p, max_new_tokens: int = cap, language: str = "English") -> dict:
@@ -606,18 +611,14 @@ def build_app(student_path: str | Path | None = None, teacher_path: str | Path |
         chosen = names if choice == "both" else [choice]
         conversations: dict[str, list] = {n: [] for n in names}
         try:
-            requests = {n: validate_request(models[n], prompt, temperature, top_p, max_new_tokens, lang=lang,
-                                            **limits) for n in chosen if n in models}
+            requests = {n: validated(n, prompt, temperature, top_p, max_new_tokens, lang, in_chat=True)
+                        for n in chosen}
         except UnreadablePrompt as exc:  # answered in the chat: what this model can read
             for n in chosen:
-                conversations[n] = [{"role": "user", "content": html.escape(str(prompt))},
-                                    {"role": "assistant", "content": f"ℹ️ {html.escape(str(exc), quote=False)}"}]
+                conversations[n] = _messages(str(prompt), None) + [
+                    {"role": "assistant", "content": f"ℹ️ {html.escape(str(exc), quote=False)}"}]
             yield (*[conversations[n] for n in names], "")
             return
-        except InputError:
-            requests = {}
-        requests = {n: requests.get(n) or validated(n, prompt, temperature, top_p, max_new_tokens, lang)
-                    for n in chosen}  # raises the error, in the chosen language
         notes = [note for r in requests.values() for note in r.notes]
         results: dict[str, dict[str, Any]] = {}
         question = requests[chosen[0]].prompt
@@ -630,8 +631,11 @@ def build_app(student_path: str | Path | None = None, teacher_path: str | Path |
     def header(lang: str) -> str:  # ``title`` (when given) in every language
         return f"## {title or say(lang, 'title')}\n{say(lang, 'intro', thinking=say(lang, 'thinking'))}"
 
+    def shown(name: str, lang: str) -> str:  # "student", "teacher", "both" in ``lang``; other models by name
+        return say(lang, name) if name in ("student", "teacher", "both") else name
+
     def model_choices(lang: str) -> list[tuple[str, str]]:
-        return [(say(lang, n) if n in ("student", "teacher", "both") else n, n) for n in choices]
+        return [(shown(n, lang), n) for n in choices]
 
     with gr.Blocks(title=title or say("en", "title"), analytics_enabled=False) as demo:
         with gr.Row():
@@ -649,7 +653,7 @@ def build_app(student_path: str | Path | None = None, teacher_path: str | Path |
         run_btn = gr.Button(say("en", "generate"), variant="primary", elem_id="generate")
         examples = gr.Examples(example_prompts(prof), inputs=[prompt], label=say("en", "examples"))
         with gr.Row():
-            panes = [gr.Chatbot(label=say("en", n) if n in ("student", "teacher") else n, height=320,
+            panes = [gr.Chatbot(label=shown(n, "en"), height=320,
                                 elem_id=f"chat-{n}", allow_tags=False, feedback_options=None) for n in names]
         stats = gr.Markdown(elem_id="stats")
 
@@ -660,7 +664,7 @@ def build_app(student_path: str | Path | None = None, teacher_path: str | Path |
                     gr.Accordion(label=say(lang, "sampling")), gr.Slider(label=say(lang, "temperature")),
                     gr.Slider(label=say(lang, "top_p")), gr.Slider(label=say(lang, "max_new_tokens")),
                     gr.Button(value=say(lang, "generate")), gr.Dataset(label=say(lang, "examples")),
-                    *[gr.Chatbot(label=say(lang, n) if n in ("student", "teacher") else n) for n in names])
+                    *[gr.Chatbot(label=shown(n, lang)) for n in names])
 
         switch.change(relabel, switch, [intro, prompt, choice, sampling, temperature, top_p, max_new, run_btn,
                                         examples.dataset, *panes], api_visibility="private")
