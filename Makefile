@@ -5,6 +5,7 @@
 #   make test                           unit tests + nbval over every notebook (what CI runs)
 #   make study [SEEDS="0 1 2"]          the whole series once per seed, mean ± sd table (into README.md)
 #   make bench                          benchmarks (ratios measured in one run)
+#   make gpu-check [TINY=1]             colab stages vs a T4's 15 GB: measured on CUDA, traced on a CPU
 #   make colab-dryrun                   the colab profile's code path, offline on the CPU, with local stand-ins
 #   make lab                            JupyterLab on 127.0.0.1
 #   make browser                        Chromium and a Chinese font for the browser test (apt; needs root), a separate step
@@ -106,10 +107,17 @@ badges: setup
 colab-dryrun: setup
 	R1LAB_PROFILE=colab-dryrun $(PY) -m utils.runner --profile colab-dryrun --out artifacts/colab-dryrun/notebooks
 
-# On a CUDA machine: run the default series on the GPU and report each notebook's time.
+# Will every colab stage fit a free Colab T4 (15 GB, fp16)? On a CUDA device: one real step per stage with
+# full-size random-weight models, capped at 15 GB, measured peak vs plan vs trace and this device's
+# tokens/s (a GPU under 15 GB is refused). On a CPU: the traced peaks against the plan (dry mode, ~2 min).
+# make gpu-check TINY=1: the old check – the tiny series' notebooks on the GPU, with each one's time.
 gpu-check: setup
-	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check needs a CUDA GPU')"
+ifdef TINY
+	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check TINY=1 needs a CUDA GPU')"
 	R1LAB_ARTIFACTS=$(CURDIR)/artifacts-gpu $(PY) -m utils.runner --profile $(PROFILE) --seed $(SEED) --out artifacts-gpu/notebooks
+else
+	HF_HUB_OFFLINE=1 $(PY) scripts/gpu_check.py
+endif
 
 clean:
 	rm -rf artifacts/$(PROFILE)

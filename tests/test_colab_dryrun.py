@@ -94,7 +94,7 @@ class TestNotebooksColabDryrun:
 
     def test_models_are_the_standins_fine_tuned(self, dryrun):
         standins = dryrun["root"] / "standins"
-        for name, source in [("teacher", "teacher"), ("student", "student"),
+        for name, source in [("teacher_sft", "teacher"), ("student", "student"),
                              ("reward_model", "reward_model")]:
             saved = json.loads((_artifact(dryrun, name) / "config.json").read_text())
             original = json.loads((standins / source / "config.json").read_text())
@@ -102,6 +102,10 @@ class TestNotebooksColabDryrun:
             assert saved["hidden_size"] == original["hidden_size"]
         manifest = json.loads((_artifact(dryrun, "teacher_sft") / "manifest.json").read_text())
         assert manifest["config"]["lora_rank"] == 16  # the colab path trains LoRA adapters, merged on save
+        # The RL teacher keeps its adapters, unmerged, on the warm-up teacher (a few MB, no rounding)
+        teacher = _artifact(dryrun, "teacher")
+        assert (teacher / "adapter_config.json").is_file() and not (teacher / "config.json").exists()
+        assert json.loads((teacher / "manifest.json").read_text())["config"]["adapter_of"] == "teacher_sft"
 
     def test_student_has_its_own_tokenizer(self, dryrun):
         from utils.tokenizer import load_tokenizer

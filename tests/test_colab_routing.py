@@ -255,8 +255,9 @@ def test_tokenizers_are_deterministic(gsm8k_dir):
 # The profile
 # ---------------------------------------------------------------------------------------
 
-NAMES = {"name", "data_path", "teacher", "student", "reward_model", "serve_model", "extra", "hub_offline"}
-BUDGETS = {"n_train", "n_val", "n_test", "max_new_tokens", "teacher_sft_steps", "rm_prompts", "rm_steps", "rl_steps",
+NAMES = {"name", "data_path", "teacher", "student", "reward_model", "serve_model", "extra", "hub_offline",
+         "require_cuda"}  # the stand-ins run on a CPU; colab stops without a GPU
+BUDGETS = {"n_train", "n_val", "n_test", "max_new_tokens", "teacher_sft_steps", "rm_prompts", "rm_steps", "rl_eval_every",
            "ppo_steps", "grpo_steps", "n_distill_prompts", "student_sft_steps", "student_eval_every", "serve_max_new_tokens",
            "torch_threads", "reward_threshold"}
 

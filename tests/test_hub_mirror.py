@@ -90,8 +90,9 @@ LOAD = textwrap.dedent("""
     from utils.models import load_causal_lm
     from utils.tokenizer import load_tokenizer
     os.environ["HF_ENDPOINT"] = sys.argv[1]   # what a learner does in a cell, after the imports
-    from utils.config import make_run
-    run = make_run("colab", 0)
+    import utils.config as c
+    c.PROFILES["colab"] = c.PROFILES["colab"].replace(require_cuda=False)  # this CPU: no T4 here
+    run = c.make_run("colab", 0)
     model = load_causal_lm(sys.argv[2], device="cpu")
     tok = load_tokenizer(sys.argv[2])
     print("loaded", type(model).__name__, model.num_parameters(), len(tok))

@@ -301,6 +301,19 @@ def test_colab_profile_fits_a_t4_in_every_stage():
         assert check_fits(plan, prof.gpu_gb), format_plan(plan)
 
 
+def test_smollm2_is_a_llama_without_attention_biases():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from utils.memory_planner import HUB_CONFIGS, hub_shape
+
+    numbers = {k: v for k, v in HUB_CONFIGS["HuggingFaceTB/SmolLM2-360M-Instruct"].items() if k != "model_type"}
+    assert numbers == dict(hidden_size=960, num_hidden_layers=32, num_attention_heads=15, num_key_value_heads=5,
+                           intermediate_size=2560, vocab_size=49152, tie_word_embeddings=True)
+    with torch.device("meta"):
+        model = LlamaForCausalLM(LlamaConfig(**numbers))
+    assert hub_shape("HuggingFaceTB/SmolLM2-360M-Instruct").params == sum(p.numel() for p in model.parameters())
+
+
 def test_hub_shapes_match_published_sizes():
     from utils.memory_planner import hub_shape
 
@@ -316,23 +329,49 @@ def test_colab_plan_uses_the_settings_the_trainers_read():
     """Each stage's plan is computed from utils.config.stage_settings – the batch, precision,
     LoRA rank and checkpointing the trainers are given – so changing a profile field moves both."""
     from utils.config import get_profile, stage_settings
-    from utils.memory_planner import hub_shape, plan_profile, plan_stage
+    from utils.memory_planner import code_plan, hub_shape, plan_profile
 
     prof = get_profile("colab")
     plans = {p["stage"]: p for p in plan_profile(prof)}
     s = stage_settings(prof, "student_sft")
-    expected = plan_stage("sft_full", hub_shape(prof.student), s.batch, prof.sft_max_length,
-                          4 if not s.half_weights else 2, gradient_checkpointing=s.gradient_checkpointing)
-    assert plans["04 student SFT"]["total"] == expected["total"]
+    expected = code_plan("04 student SFT", "sft", hub_shape(prof.student), s, prof.sft_max_length)
+    assert plans["04 student SFT"] == expected
     # the reward model trains with its own batch (not the SFT batch) and its own truncation length
     bigger = plan_profile(prof.replace(rm_batch_size=prof.rm_batch_size * 2))
-    assert bigger[1]["total"] > plans["02 reward model"]["total"]
+    assert bigger[1]["activations"] > plans["02 reward model"]["activations"]
     assert plan_profile(prof.replace(sft_batch_size=64))[1]["total"] == plans["02 reward model"]["total"]
     # switching checkpointing off in the profile switches it off in the plan (more activations)
     no_gc = {p["stage"]: p for p in plan_profile(prof.replace(gradient_checkpointing=False))}
     assert no_gc["02 teacher SFT"]["activations"] > plans["02 teacher SFT"]["activations"]
+    assert no_gc["02 teacher SFT"]["total"] > prof.gpu_gb * GB   # the T4 needs checkpointing (traced: 20.4 GB)
     # sampling plans gen_batch_size sequences, as generate() chunks them
     assert plan_profile(prof.replace(gen_batch_size=64))[4]["kv_cache"] == 2 * plans["03 sampling"]["kv_cache"]
+
+
+def test_colab_plan_counts_each_model_as_the_code_holds_it():
+    """LoRA: the reference costs nothing (adapters off), adapters are fp32 with 8 bytes of AdamW
+    state each and no master copy; the critic is the 0.5B base in fp16 + LoRA + an fp32 head;
+    the frozen reward model is half precision; full fine-tuning is fp32 weights + 4 + 8 bytes."""
+    from utils.config import get_profile
+    from utils.memory_planner import hub_shape, lora_params, plan_profile
+
+    prof = get_profile("colab")
+    plans = {p["stage"]: p for p in plan_profile(prof)}
+    teacher, rm, student = hub_shape(prof.teacher), hub_shape(prof.reward_model), hub_shape(prof.student)
+    lt, lr = lora_params(teacher, 16), lora_params(rm, 16)
+    ppo = plans["02 PPO"]
+    assert "ref_weights" not in ppo
+    assert ppo["policy_weights"] == weights_bytes(teacher, 2) + 4 * lt
+    assert ppo["policy_optimizer"] == 8 * lt and ppo["policy_gradients"] == 4 * lt
+    assert ppo["critic_weights"] == weights_bytes(rm, 2) + 4 * lr + 2 * 4 * rm.hidden
+    assert ppo["reward_weights"] == weights_bytes(rm, 2)
+    student_sft = plans["04 student SFT"]
+    assert student_sft["weights"] == 4 * student.params
+    assert student_sft["optimizer"] == 8 * student.params and student_sft["gradients"] == 4 * student.params
+    # TRL's fused LM head: fp16 tiles of 4096 tokens x 32768 vocabulary entries, never the full logits
+    assert plans["02 teacher SFT"]["logits"] < 0.4 * GB < logits_bytes(teacher, 8, 640, 2)
+    # the largest phase, not the sum of the phases: a rollout's KV cache is gone in the update
+    assert ppo["total"] < sum(v for k, v in ppo.items() if k not in ("stage", "total"))
 
 
 def test_trainers_receive_the_stage_settings(monkeypatch):

@@ -23,7 +23,7 @@ def test_ppo_reward_is_the_verifier_plus_a_small_standardised_rm_term(monkeypatc
     problems = make_problems(6, "train", seed=0, families=("add",))
     answers = {p.prompt: p.answer for p in problems}
     raw = [10.0, -3.0, 7.0, 100.0, 0.0, 2.0]  # an unbounded, badly scaled reward model
-    monkeypatch.setattr(utils.reward, "score", lambda model, tok, prompts, completions: raw[:len(prompts)])
+    monkeypatch.setattr(utils.reward, "score", lambda model, tok, prompts, completions, batch_size=256: raw[:len(prompts)])
     prompts = [p.prompt for p in problems]
     completions = [p.completion if i % 2 == 0 else "<think>1+1+0=2</think>A:2" for i, p in enumerate(problems)]
     right = torch.tensor([1.0 if i % 2 == 0 else 0.0 for i in range(6)])

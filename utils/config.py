@@ -80,7 +80,6 @@ class Profile:
     rm_prompts: int = 600                    # prompts sampled (x num_generations) for preference pairs
     rm_steps: int = 150
     rm_lr: float = 5e-4
-    rl_steps: int = 40
     ppo_steps: int = 30                      # PPO iterations (rollout + update)
     grpo_steps: int = 60                     # GRPOTrainer steps (about half a PPO step's cost: no critic, no reward model)
     rl_eval_every: int = 5                   # evaluate on validation, keep the best checkpoint
@@ -126,6 +125,7 @@ class Profile:
     serve_model: str | None = None           # a hub id (or folder) notebook 05 also serves (colab)
     # --- hardware and network ------------------------------------------------------------
     torch_threads: int = 2                   # 0: leave torch's default
+    require_cuda: bool = False               # make_run stops unless torch sees a CUDA GPU (colab)
     hub_offline: bool = True                 # set HF_HUB_OFFLINE=1 (False: this profile downloads)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -147,7 +147,9 @@ PROFILES: dict[str, Profile] = {
         families=("gsm8k",),
         difficulties=(1,),
         n_train=7473,
-        n_val=100,                           # carved from GSM8K's train split
+        # Budgets: the whole series (notebooks 02-05) plans at <= 90 min on a T4 (utils.time_plan, upper
+        # bounds, downloads excluded; tests/test_time_plan.py). Repeated evaluations were cut before training.
+        n_val=100,                           # carved from GSM8K's train split; every RL/SFT evaluation reads it
         n_test=200,
         max_new_tokens=384,
         # Teacher: Qwen2.5-1.5B-Instruct. Student: SmolLM2-360M-Instruct – 23 % of the teacher's
@@ -165,22 +167,33 @@ PROFILES: dict[str, Profile] = {
         serve_model="deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
         teacher_sft_steps=100,
         sft_batch_size=8,
-        sft_lr=1e-5,
+        # LoRA learning rates (the adapters train, the fp16 base is frozen). LoRA's best rate is about
+        # 10x full fine-tuning's (Schulman et al., "LoRA Without Regret", Thinking Machines Lab, 2025);
+        # 2e-4 is QLoRA's rate for 7B/13B models (Dettmers et al., 2023, arXiv:2305.14314, appendix).
+        sft_lr=2e-4,
         sft_max_length=640,                  # GSM8K: prompt ~ 256 tokens + a 384-token answer
         rm_max_length=640,
+        rm_prompts=250,                      # x num_generations samples -> at most 250 preference pairs
         rm_steps=100,
         rm_lr=1e-5,
-        rl_steps=50,
-        rl_lr=1e-6,
+        ppo_steps=20,                        # notebook 02 also runs ppo_steps // 3 against the RM alone
+        grpo_steps=40,                       # 20 generation batches (grpo_iterations=2 updates each)
+        rl_eval_every=10,                    # validation at step 0, every 10 steps and the last
+        num_generations=4,
+        grpo_iterations=2,
+        rl_lr=1e-5,                          # TRL GRPOConfig's full-fine-tuning default 1e-6, x10 for LoRA (as above)
+        ppo_lr=1e-5,                         # the same policy, the same adapters
         rl_batch_prompts=2,
-        n_distill_prompts=500,
+        n_distill_prompts=200,               # x samples_per_prompt = 800 teacher samples
+        samples_per_prompt=4,
         decontam_unit="word",                # character 13-grams would drop 97 % of GSM8K's train prompts
-        student_sft_steps=300,
-        student_eval_every=100,
+        student_sft_steps=150,               # x 4 arms; 1200 rows read per arm (~3-4 epochs of the filtered data)
+        student_eval_every=50,
         student_batch_size=8,
         student_lr=1e-4,
         serve_max_new_tokens=2048,
         torch_threads=0,
+        require_cuda=True,                   # planned for a T4 (memory_planner): on a CPU, stop at once
     ),
 }
 
@@ -202,7 +215,7 @@ PROFILES["colab-dryrun"] = PROFILES["colab"].replace(
     teacher_sft_steps=2,
     rm_prompts=16,
     rm_steps=2,
-    rl_steps=2,
+    rl_eval_every=5,                         # colab's former value (a step-0 and a last evaluation either way)
     ppo_steps=2,
     grpo_steps=2,
     n_distill_prompts=32,
@@ -211,6 +224,7 @@ PROFILES["colab-dryrun"] = PROFILES["colab"].replace(
     student_eval_every=2,
     serve_max_new_tokens=16,                 # short replies: notebook 05 times a whole one
     torch_threads=1,                         # tiny models gain nothing from more; CI runners are shared
+    require_cuda=False,                      # the colab code path on a CPU
     extra={"standins": True},
 )
 STANDIN_FIELDS = ("data_path", "teacher", "student", "reward_model", "serve_model")
@@ -294,6 +308,9 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    # cuBLAS is deterministic only with a fixed workspace; set before its first use (CUDA docs,
+    # "Reproducibility"; torch.use_deterministic_algorithms's documentation).
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     # Filling every new tensor with NaN (the deterministic default) costs more than it buys here.
     torch.utils.deterministic.fill_uninitialized_memory = False
@@ -302,13 +319,15 @@ def seed_everything(seed: int) -> None:
 def pick_device() -> tuple[str, "Any"]:
     """The best available device and the dtype to compute in there.
 
-    CUDA: bf16 where the GPU supports it (Ampere and newer), else fp16 (a Colab T4).
+    CUDA: bf16 where the GPU computes it natively (compute capability 8.0 and newer: Ampere), else
+    fp16 (a Colab T4, 7.5). Not ``torch.cuda.is_bf16_supported()``: it is True on a T4 too, where
+    bf16 is emulated and several times slower than fp16.
     Apple MPS: fp16 for inference-sized work. CPU: fp32.
     """
     import torch
 
     if torch.cuda.is_available():
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        dtype = torch.bfloat16 if torch.cuda.get_device_capability() >= (8, 0) else torch.float16
         return "cuda", dtype
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps", torch.float16
@@ -397,10 +416,20 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
         "student_patience", "student_lr", "sft_max_length", "gradient_checkpointing"), "04"),
 }
 ARTIFACTS["distill_data_unfiltered"] = ARTIFACTS["distill_data"]  # written together, one fingerprint
+# Notebook 02's RL stages, each saved when it finishes (LoRA adapters only under LoRA, with its
+# histories): a re-run, or a Colab session after a disconnect, loads them instead of training again.
+_PPO = ("ppo_steps", "rl_eval_every", "rl_warmup_steps", "kl_beta", "ppo_batch", "ppo_lr", "ppo_lambda",
+        "ppo_rm_weight", "gen_batch_size")
+_GRPO = ("grpo_steps", "rl_eval_every", "rl_lr", "rl_warmup_steps", "rl_batch_prompts", "num_generations",
+         "kl_beta", "grpo_scale_rewards", "grpo_loss_type", "grpo_iterations", "grpo_format_reward",
+         "gen_batch_size")
+ARTIFACTS["teacher_ppo_rm"] = ArtifactSpec(("teacher_sft", "reward_model"), _EVAL + _PPO, "02")
+ARTIFACTS["teacher_ppo"] = ArtifactSpec(("teacher_sft", "reward_model"), _EVAL + _PPO, "02")
+ARTIFACTS["teacher_grpo"] = ArtifactSpec(("teacher_sft",), _EVAL + _GRPO, "02")
 #: Profile fields no artifact depends on (a test checks every field is in one list or the other).
-NOT_IN_ARTIFACTS = ("name", "rl_steps", "onpolicy_steps", "serve_max_new_tokens", "serve_concurrency",
+NOT_IN_ARTIFACTS = ("name", "onpolicy_steps", "serve_max_new_tokens", "serve_concurrency",
                     "serve_queue_size", "serve_max_prompt_chars", "gpu_gb", "serve_model", "torch_threads",
-                    "hub_offline", "extra")
+                    "hub_offline", "require_cuda", "extra")
 
 
 def fingerprint(profile: Profile, seed: int, name: str) -> str:
@@ -457,6 +486,12 @@ def make_run(profile: str | None = None, seed: int | None = None, *, quiet: bool
     import torch
 
     prof = get_profile(profile)
+    device, dtype = pick_device()
+    if prof.require_cuda and device != "cuda":
+        raise RuntimeError(
+            f"The {prof.name!r} profile needs a CUDA GPU and torch sees none (device: {device}). "
+            "On Colab: Runtime -> Change runtime type -> T4 GPU, then run the notebook again. "
+            "On a CPU, use the tiny profile (R1LAB_PROFILE=tiny), or colab-dryrun for the colab code path.")
     set_offline_env(prof.hub_offline)
     endpoint = None if prof.hub_offline else apply_hub_endpoint()  # a profile that downloads: honour HF_ENDPOINT
     if seed is None:
@@ -464,7 +499,6 @@ def make_run(profile: str | None = None, seed: int | None = None, *, quiet: bool
     if prof.torch_threads:
         torch.set_num_threads(prof.torch_threads)
     seed_everything(seed)
-    device, dtype = pick_device()
     run = Run(profile=prof, seed=seed, device=device, dtype=dtype)
     if not quiet:
         print(f"profile={prof.name} seed={seed} device={device} dtype={str(dtype).replace('torch.', '')}")

@@ -18,6 +18,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .config import Run
 from .generation import generate
@@ -69,6 +70,10 @@ def _sample_vllm(model_path, prompts, k, temperature, top_p, max_new_tokens):
         raise RuntimeError("vLLM is not installed: `pip install vllm` on a GPU machine.") from exc
     if model_path is None:
         raise ValueError("the vLLM backend needs model_path (a folder saved with save_pretrained)")
+    if (Path(model_path) / "adapter_config.json").is_file():
+        raise ValueError(f"{model_path} holds LoRA adapters (on the artifact its manifest names as "
+                         "'adapter_of'), not a whole model: vLLM needs the merged weights "
+                         "(utils.models.merge_lora, then save_pretrained) or LLM(..., enable_lora=True).")
     llm = LLM(model=str(model_path), trust_remote_code=False)
     params = SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens)
     texts, n_tokens = [], 0
@@ -322,6 +327,9 @@ def build_distill_data(run: Run, *, progress: bool = True) -> dict:
     from .splits import test_problems, train_problems, val_problems
 
     prof = run.profile
+    from .time_plan import check_stage
+
+    check_stage(run, "sampling")   # before loading: a plan over the GPU's memory stops here
     model, tokenizer = load_model_artifact(run.name, "teacher", device=run.device, dtype=run.weights_dtype("sampling"))
     rm, rm_tok = load_model_artifact(run.name, "reward_model", kind="scalar", device=run.device,
                                      dtype=run.weights_dtype("sampling"))
@@ -330,7 +338,7 @@ def build_distill_data(run: Run, *, progress: bool = True) -> dict:
                                     temperature=prof.temperature, top_p=prof.top_p,
                                     max_new_tokens=prof.max_new_tokens, batch_size=prof.gen_batch_size,
                                     progress=progress)
-    reward_fn = lambda p, c: score(rm, rm_tok, p, c)  # noqa: E731
+    reward_fn = lambda p, c: score(rm, rm_tok, p, c, batch_size=prof.gen_batch_size)  # noqa: E731
     score_rows(rows, reward_fn)
     threshold = reward_threshold_on_validation(run, model, tokenizer, reward_fn)["threshold"]
     kept, stages = run_filters(rows, val_problems(run) + test_problems(run), max_per_prompt=prof.max_correct_per_prompt,

@@ -129,8 +129,8 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
             num_iterations=prof.grpo_iterations,
             temperature=1.0, beta=prof.kl_beta, logging_steps=1, save_strategy="no",
             report_to="none", seed=run.seed, use_cpu=run.device == "cpu", **run.mixed_precision(),
-            gradient_checkpointing=stage.gradient_checkpointing,
-            activation_checkpointing=False, disable_tqdm=not progress)
+            activation_checkpointing=stage.gradient_checkpointing,  # (gradient_checkpointing: its deprecated alias)
+            disable_tqdm=not progress)
         trainer = GRPOTrainer(model=policy, reward_funcs=reward_funcs, args=args,
                               train_dataset=dataset, processing_class=tokenizer, callbacks=[callback])
         start = time.perf_counter()

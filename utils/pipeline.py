@@ -47,6 +47,16 @@ def _build_teacher(run: Run) -> None:
     build_teacher(run)
 
 
+def _build_rl_stage(name: str) -> Callable[[Run], None]:
+    def build(run: Run) -> None:
+        from . import teacher
+
+        {"teacher_ppo_rm": lambda: teacher.run_ppo(run, use_verifier=False),
+         "teacher_ppo": lambda: teacher.run_ppo(run, use_verifier=True),
+         "teacher_grpo": lambda: teacher.run_grpo(run)}[name]()
+    return build
+
+
 def _build_distill_data(run: Run) -> None:
     from .distill_data import build_distill_data
 
@@ -65,6 +75,9 @@ BUILDERS: dict[str, Callable[[Run], None]] = {
     "teacher_sft": _build_teacher_sft,
     "reward_model": _build_reward_model,
     "teacher": _build_teacher,
+    "teacher_ppo_rm": _build_rl_stage("teacher_ppo_rm"),
+    "teacher_ppo": _build_rl_stage("teacher_ppo"),
+    "teacher_grpo": _build_rl_stage("teacher_grpo"),
     "distill_data": _build_distill_data,
     "distill_data_unfiltered": _build_distill_data,
     "student": _build_student,

@@ -108,22 +108,62 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
 # Model calls
 # ---------------------------------------------------------------------------------------
 
-def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                   with_entropy: bool = False):
-    """log π(token_t | tokens_<t) for t ≥ 1, shape (batch, T-1); optionally the entropy too."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
-    logp_all = F.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+#: Largest fp32 logit block computed at once (rows x tokens x vocabulary): 2**27 numbers = 512 MiB.
+#: With Qwen's 152k vocabulary and 640 tokens that is one sequence at a time; a tiny model's whole batch.
+LOGIT_CHUNK_NUMBERS = 2**27
+
+
+def _chunk_logprobs(head, hidden: torch.Tensor, targets: torch.Tensor, with_entropy: bool):
+    """log-softmax of ``head(hidden)`` at ``targets``, in fp32 (and the entropy when asked)."""
+    logits = head(hidden).float()
+    log_z = logits.logsumexp(-1)
+    logp = logits.gather(-1, targets[..., None]).squeeze(-1) - log_z
     if not with_entropy:
         return logp
-    return logp, -(logp_all.exp() * logp_all).sum(-1)
+    probs = torch.softmax(logits, dim=-1)
+    return logp, log_z - (probs * logits).sum(-1)
+
+
+def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   with_entropy: bool = False):
+    r"""log π(token_t | tokens_<t) for t ≥ 1, shape (batch, T-1); optionally the entropy too.
+
+    :math:`\log\pi(y_t) = z_{y_t} - \log\sum_v e^{z_v}` with the logits :math:`z` in fp32. The
+    language-model head runs on a few rows at a time (:data:`LOGIT_CHUNK_NUMBERS`), under activation
+    checkpointing when gradients flow: the full (batch x T x vocabulary) logits – 0.8 GB in fp32 per
+    640-token sequence of a Qwen model – are never held, in the forward pass or for the backward.
+    """
+    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
+    head, targets = model.get_output_embeddings(), input_ids[:, 1:]
+    rows = max(1, LOGIT_CHUNK_NUMBERS // max(1, targets.shape[1] * head.weight.shape[0]))
+    checkpointed = torch.is_grad_enabled() and hidden.requires_grad
+    parts = []
+    for start in range(0, hidden.shape[0], rows):
+        args = (head, hidden[start:start + rows], targets[start:start + rows], with_entropy)
+        parts.append(torch.utils.checkpoint.checkpoint(_chunk_logprobs, *args, use_reentrant=False)
+                     if checkpointed else _chunk_logprobs(*args))
+    if not with_entropy:
+        return torch.cat(parts)
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def reference_logprobs(policy, ref_model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """log π_ref(token_t): from ``ref_model``, or – ``ref_model=None``, a LoRA policy – from the policy
+    with its adapters switched off (the warm-up weights themselves: no second copy in memory)."""
+    if ref_model is not None:
+        return token_logprobs(ref_model, input_ids, attention_mask)
+    with policy.disable_adapter():
+        return token_logprobs(policy, input_ids, attention_mask)
 
 
 def token_values(value_model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """The critic's value at each position (its 1-output ``score`` head on every hidden state),
-    aligned with :func:`token_logprobs` (value of the state *before* token t), shape (batch, T-1)."""
-    hidden = value_model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    return value_model.score(hidden).squeeze(-1)[:, :-1].float()
+    aligned with :func:`token_logprobs` (value of the state *before* token t), shape (batch, T-1).
+    The head computes in its own dtype (fp32 where the backbone is half precision)."""
+    critic = value_model.get_base_model() if hasattr(value_model, "get_base_model") else value_model  # under LoRA
+    hidden = critic.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    head_dtype = next(critic.score.parameters()).dtype
+    return critic.score(hidden.to(head_dtype)).squeeze(-1)[:, :-1].float()
 
 
 @dataclass
@@ -145,7 +185,8 @@ def rollout(policy, ref_model, value_model, tokenizer, prompts: list[str], *, ma
             temperature: float = 1.0, reward_fn=None) -> Rollout:
     """Sample one completion per prompt and record log-probs, reference log-probs and values.
 
-    ``reward_fn(prompts, completions) -> list[float]`` gives each sequence its score.
+    ``reward_fn(prompts, completions) -> list[float]`` gives each sequence its score;
+    ``ref_model=None``: the reference is the policy with its LoRA adapters off.
     """
     device = next(policy.parameters()).device
     tokenizer.padding_side = "left"
@@ -164,7 +205,7 @@ def rollout(policy, ref_model, value_model, tokenizer, prompts: list[str], *, ma
     response_mask = torch.cat([torch.zeros_like(enc["attention_mask"]), gen_mask], dim=1)[:, 1:].float()
     completions = tokenizer.batch_decode(new, skip_special_tokens=True)
     old_logp = token_logprobs(policy, out, attention_mask)
-    ref_logp = token_logprobs(ref_model, out, attention_mask)
+    ref_logp = reference_logprobs(policy, ref_model, out, attention_mask)
     old_values = token_values(value_model, out, attention_mask)
     scores = torch.tensor(reward_fn(prompts, completions), dtype=torch.float32, device=device)
     return Rollout(out, attention_mask, response_mask, old_logp, ref_logp, old_values, scores, completions)
@@ -194,34 +235,57 @@ class PPOConfig:
     max_grad_norm: float = 1.0
 
 
-def ppo_update(policy, value_model, optimizer, r: Rollout, cfg: PPOConfig) -> dict:
-    """Several epochs of minibatch updates on one rollout; returns the logged statistics."""
+def ppo_update(policy, value_model, optimizer, r: Rollout, cfg: PPOConfig,
+               scaler: "torch.amp.GradScaler | None" = None, autocast_dtype=None) -> dict:
+    """Several epochs of minibatch updates on one rollout; returns the logged statistics
+    (the policy's entropy only when ``cfg.entropy_coef`` puts it in the loss).
+
+    ``autocast_dtype`` (a GPU run in fp16 or bf16): the forward passes run under ``torch.autocast``
+    while the trained weights (LoRA adapters, the critic's head) stay fp32; ``scaler`` (fp16) scales
+    the loss so that small fp16 gradients do not underflow to zero, and unscales them before
+    clipping. On a CPU both are off and this is plain fp32 PPO.
+    """
     rewards = token_rewards(r, cfg.beta)
     advantages, returns = gae(rewards, r.old_values, r.response_mask, cfg.gamma, cfg.lam)
     advantages = whiten(advantages, r.response_mask)
     policy.train()
     value_model.train()
-    stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")}
+    logged = ("policy_loss", "value_loss", "approx_kl", "clip_frac") + (("entropy",) if cfg.entropy_coef else ())
+    stats: dict[str, list[float]] = {k: [] for k in logged}
     n = r.input_ids.shape[0]
     params = [p for p in list(policy.parameters()) + list(value_model.parameters()) if p.requires_grad]
+    device_type = r.input_ids.device.type
     for _ in range(cfg.ppo_epochs):
         order = torch.randperm(n)
         for start in range(0, n, cfg.minibatch_size):
             idx = order[start:start + cfg.minibatch_size]
             mask = r.response_mask[idx]
-            logp, entropy = token_logprobs(policy, r.input_ids[idx], r.attention_mask[idx], with_entropy=True)
-            values = token_values(value_model, r.input_ids[idx], r.attention_mask[idx])
+            with torch.autocast(device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                if cfg.entropy_coef:   # the entropy needs every token's probability: only when it is in the loss
+                    logp, entropy = token_logprobs(policy, r.input_ids[idx], r.attention_mask[idx], with_entropy=True)
+                    ent = masked_mean(entropy, mask)
+                else:
+                    logp = token_logprobs(policy, r.input_ids[idx], r.attention_mask[idx])
+                    ent = None
+                values = token_values(value_model, r.input_ids[idx], r.attention_mask[idx])
             pg_loss, clip_frac = policy_loss(logp, r.old_logp[idx], advantages[idx], mask, cfg.clip_epsilon)
             vf_loss = value_loss(values, r.old_values[idx], returns[idx], mask, cfg.clip_value)
-            ent = masked_mean(entropy, mask)
-            loss = pg_loss + cfg.vf_coef * vf_loss - cfg.entropy_coef * ent
+            loss = pg_loss + cfg.vf_coef * vf_loss - (cfg.entropy_coef * ent if ent is not None else 0.0)
             optimizer.zero_grad()
-            loss.backward()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)           # true gradients, before clipping their norm
+            else:
+                loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
+            if scaler is not None:
+                scaler.step(optimizer)               # skipped when a gradient overflowed
+                scaler.update()
+            else:
+                optimizer.step()
             with torch.no_grad():
                 kl = approx_kl(logp, r.old_logp[idx], mask)
-            for key, value in zip(stats, (pg_loss, vf_loss, ent, kl, clip_frac)):
+            for key, value in zip(stats, (pg_loss, vf_loss, kl, clip_frac, ent)):
                 stats[key].append(float(value.detach()))
         if cfg.target_kl is not None and stats["approx_kl"][-1] > cfg.target_kl:
             break
@@ -231,14 +295,31 @@ def ppo_update(policy, value_model, optimizer, r: Rollout, cfg: PPOConfig) -> di
     return out
 
 
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    """A CPU copy of the weights that train (LoRA adapters only, under LoRA): a best checkpoint
+    that costs no GPU memory and, with adapters, a few MB."""
+    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
+
+
+@torch.no_grad()
+def load_trainable_state(model, state: dict[str, torch.Tensor]) -> None:
+    """Copy a :func:`trainable_state` back into ``model``'s weights."""
+    for n, p in model.named_parameters():
+        if n in state:
+            p.copy_(state[n])
+
+
 def train_ppo(policy, ref_model, value_model, tokenizer, prompts: list[str], *, steps: int,
               batch_prompts: int, lr: float, max_new_tokens: int, reward_fn, cfg: PPOConfig | None = None,
               warmup_steps: int = 0, eval_fn=None, eval_every: int = 0, seed: int = 0,
-              progress: bool = True) -> dict:
+              mixed_precision: str | None = None, progress: bool = True) -> dict:
     """The PPO loop: ``steps`` iterations of rollout → :func:`ppo_update` on ``batch_prompts`` prompts.
 
     ``eval_fn(policy) -> float`` is called every ``eval_every`` steps; the best-scoring policy
-    weights are kept (RL on tiny models swings between nearby checkpoints) and restored at the end.
+    weights are kept (RL on tiny models swings between nearby checkpoints; only the weights that
+    train, on the CPU) and restored at the end. ``ref_model=None``: the reference is the LoRA
+    policy with its adapters off. ``mixed_precision`` ("fp16"/"bf16", a GPU run): autocast, and for
+    fp16 a loss scaler.
     The learning rate rises linearly over ``warmup_steps`` iterations, then stays constant: a fresh
     Adam's first updates are as large as ``lr`` whatever the gradient, a jolt to a trained policy.
     Returns ``{"history": [...per-step stats...], "evals": [(step, acc)], "best": (step, acc),
@@ -250,16 +331,18 @@ def train_ppo(policy, ref_model, value_model, tokenizer, prompts: list[str], *, 
     optimizer = torch.optim.AdamW([p for p in list(policy.parameters()) + list(value_model.parameters())
                                    if p.requires_grad], lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (i + 1) / (warmup_steps + 1)))
+    autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision or "")
+    scaler = torch.amp.GradScaler(next(policy.parameters()).device.type) if mixed_precision == "fp16" else None
     history, evals = [], []
     best = (0, eval_fn(policy)) if eval_fn else (0, float("nan"))
     evals.append(best)
-    best_state = {k: v.detach().clone() for k, v in policy.state_dict().items()}
+    best_state = trainable_state(policy)
     start = time.perf_counter()
     for step in bar(range(1, steps + 1), desc="PPO", disable=not progress):
         idx = torch.randint(0, len(prompts), (batch_prompts,), generator=g).tolist()
         r = rollout(policy, ref_model, value_model, tokenizer, [prompts[i] for i in idx],
                     max_new_tokens=max_new_tokens, reward_fn=reward_fn)
-        stats = ppo_update(policy, value_model, optimizer, r, cfg)
+        stats = ppo_update(policy, value_model, optimizer, r, cfg, scaler, autocast_dtype)
         schedule.step()
         stats["step"] = step
         history.append(stats)
@@ -268,8 +351,8 @@ def train_ppo(policy, ref_model, value_model, tokenizer, prompts: list[str], *, 
             evals.append((step, acc))
             if acc > best[1]:
                 best = (step, acc)
-                best_state = {k: v.detach().clone() for k, v in policy.state_dict().items()}
-    policy.load_state_dict(best_state)
+                best_state = trainable_state(policy)
+    load_trainable_state(policy, best_state)
     policy.eval()
     last = [{"prompt": p, "completion": c, "score": float(s)}
             for p, c, s in zip([prompts[i] for i in idx], r.completions, r.scores)]

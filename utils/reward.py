@@ -57,11 +57,11 @@ def score(reward_model, tokenizer, prompts: Sequence[str], completions: Sequence
     return out
 
 
-def pair_accuracy(reward_model, tokenizer, pairs: Sequence[dict]) -> float:
+def pair_accuracy(reward_model, tokenizer, pairs: Sequence[dict], batch_size: int = 256) -> float:
     """Fraction of pairs where the chosen answer scores above the rejected one."""
     prompts = [p["prompt"] for p in pairs]
-    chosen = score(reward_model, tokenizer, prompts, [p["chosen"] for p in pairs])
-    rejected = score(reward_model, tokenizer, prompts, [p["rejected"] for p in pairs])
+    chosen = score(reward_model, tokenizer, prompts, [p["chosen"] for p in pairs], batch_size=batch_size)
+    rejected = score(reward_model, tokenizer, prompts, [p["rejected"] for p in pairs], batch_size=batch_size)
     return sum(c > r for c, r in zip(chosen, rejected)) / max(1, len(pairs))
 
 
@@ -77,8 +77,16 @@ def train_reward_model(run: Run, *, progress: bool = True) -> dict:
     from .splits import train_problems
     from .tokenizer import load_tokenizer, tokenizer_source
 
+    from .models import release, saved_stage
+    from .time_plan import check_stage
+
     prof = run.profile
     stage = stage_settings(prof, "reward_model")
+    if (saved := saved_stage(run, "reward_model")) is not None:   # finished before: load it
+        model, rm_tokenizer = load_model_artifact(run.name, "reward_model", kind="scalar", device="cpu",
+                                                 dtype=run.weights_dtype("sampling"))
+        return {"model": model, "tokenizer": rm_tokenizer, **saved, "loaded": True}
+    check_stage(run, "reward_model")
     teacher, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device, dtype=run.weights_dtype("sampling"))
     problems = train_problems(run)[: prof.rm_prompts]
     k = prof.num_generations
@@ -86,6 +94,8 @@ def train_reward_model(run: Run, *, progress: bool = True) -> dict:
                           temperature=1.0, top_p=1.0, num_return_sequences=k,
                           max_new_tokens=prof.max_new_tokens, batch_size=prof.gen_batch_size,
                           progress=progress, desc="sampling pairs")
+    release(teacher)     # the sampling teacher leaves the GPU before the reward model trains
+    del teacher
     pairs = preference_pairs(problems, samples, k, seed=run.seed)
     n_test = max(1, len(pairs) // 5)
     test, train = pairs[:n_test], pairs[n_test:]
@@ -98,18 +108,21 @@ def train_reward_model(run: Run, *, progress: bool = True) -> dict:
                             learning_rate=prof.rm_lr, lr_scheduler_type="cosine", warmup_steps=0.05,
                             logging_steps=max(1, prof.rm_steps // 10), save_strategy="no",
                             report_to="none", seed=run.seed, use_cpu=run.device == "cpu",
-                            **run.mixed_precision(), gradient_checkpointing=stage.gradient_checkpointing,
-                            activation_checkpointing=False, max_length=prof.rm_max_length,
+                            **run.mixed_precision(), max_length=prof.rm_max_length,
+                            activation_checkpointing=stage.gradient_checkpointing,  # not its deprecated alias
                             disable_tqdm=not progress)
         trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(train),
                                 processing_class=rm_tokenizer)
         trainer.train()
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    acc = pair_accuracy(model, rm_tokenizer, test)
+    acc = pair_accuracy(model, rm_tokenizer, test, batch_size=prof.gen_batch_size)
     save_model_artifact(run.name, "reward_model", model, rm_tokenizer, seed=run.seed,
                         fingerprint=run.fingerprint("reward_model"),
                         config={"steps": prof.rm_steps, "lr": prof.rm_lr, "pairs": len(train)},
-                        metrics={"pair_acc": acc})
+                        metrics={"pair_acc": acc},
+                        history={"pair_acc": acc, "n_train_pairs": len(train), "n_test_pairs": len(test),
+                                 "losses": losses})
     print(f"reward model: pairwise accuracy {acc:.1%} on {len(test)} held-out pairs")
+    release(model)       # saved; off the GPU until a later stage loads it (a no-op on a CPU)
     return {"model": model, "tokenizer": rm_tokenizer, "pair_acc": acc, "n_train_pairs": len(train),
             "n_test_pairs": len(test), "losses": losses}

@@ -21,6 +21,9 @@ What the app does, and where each piece lives in this file:
 5. **Is safe by default** – binds ``127.0.0.1`` unless told otherwise, ``share=False``,
    loads safetensors only and never ``trust_remote_code``; a bounded queue; an exception
    during generation becomes an error message and the app keeps serving.
+6. **Serves each model in the format it was trained on** (:func:`model_input`) – an artifact the
+   course trained reads the raw training prompt (``Q:…``, its manifest says ``prompt_format:
+   "raw"``), never a chat template; a hub checkpoint (DeepSeek-R1-Distill) reads its chat template.
 
 The reference article's app (section 3.4) binds ``0.0.0.0`` and loads its tokenizer with
 ``trust_remote_code=True``; notebook 05 explains why we do neither by default.
@@ -184,14 +187,69 @@ def example_prompts(profile: Profile, difficulty: int = 2) -> list[str]:
 # 2. Models, prompts, validation
 # =======================================================================================
 
+PROMPT_FORMATS = ("raw", "chat")
+
+
+def _manifest(source: str | Path) -> dict[str, Any] | None:
+    """The course manifest in the model folder ``source``, or ``None`` (a hub id, a hub-style folder)."""
+    import json
+
+    if not source:
+        return None
+    path = Path(source) / "manifest.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def prompt_format_of(source: str | Path) -> str:
+    """How the model in ``source`` reads a prompt: "raw" or "chat".
+
+    A course artifact (a folder with a manifest) says so in its manifest (``config.prompt_format``,
+    written by :func:`utils.models.save_model_artifact`); one saved before the field existed was
+    trained by the course, on raw prompts: "raw". Anything else – a hub id such as the colab
+    profile's ``serve_model``, a hub-style folder – is a published checkpoint: "chat".
+    """
+    manifest = _manifest(source)
+    if manifest is None:
+        return "chat"
+    return manifest.get("config", {}).get("prompt_format", "raw")
+
+
+def _data_source_of(source: str | Path) -> str | None:
+    """The data a course artifact was trained on ("synthetic" or "gsm8k"), from its manifest's profile."""
+    from .config import PROFILES
+
+    manifest = _manifest(source)
+    profile = PROFILES.get(manifest.get("profile", "")) if manifest else None
+    return profile.data_source if profile else None
+
+
 @dataclass
 class ServedModel:
-    """A loaded model and its tokenizer, under the name the UI shows ("student", "teacher")."""
+    """A loaded model and its tokenizer, under the name the UI shows ("student", "teacher").
+
+    ``prompt_format`` ("raw" or "chat", see :func:`model_input`) and ``data_source`` ("synthetic"
+    or "gsm8k": which training prompts "raw" means) default to what ``source`` says – a course
+    artifact's manifest – see :func:`prompt_format_of`.
+    """
 
     name: str
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     source: str = ""
+    prompt_format: str | None = None
+    data_source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.prompt_format is None:
+            self.prompt_format = prompt_format_of(self.source)
+        if self.prompt_format not in PROMPT_FORMATS:
+            raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, not {self.prompt_format!r}")
+        if self.data_source is None:
+            # the character tokenizer reads the task world only (it has no newline, GSM8K needs one)
+            self.data_source = _data_source_of(self.source) or ("synthetic" if self.char_level else "gsm8k")
 
     @property
     def device(self) -> torch.device:
@@ -239,10 +297,30 @@ def load_served_model(name: str, path: str | Path, device: str | None = None,
     return ServedModel(name, model, load_tokenizer(path), source=str(path))
 
 
+def training_prompt(served: ServedModel, prompt: str) -> str:
+    """``prompt`` written exactly as the course's training prompts are.
+
+    Task world (:mod:`utils.tasks`): ``Q:7+8=`` – as typed, with ``Q:`` added if it is missing.
+    GSM8K (:func:`utils.gsm8k.from_gsm8k`): ``Q:<question>\n`` – the newline the app's text box
+    strips is put back.
+    """
+    body = prompt.strip()
+    body = body[2:].lstrip() if body.startswith("Q:") else body
+    return f"Q:{body}\n" if served.data_source == "gsm8k" else f"Q:{body}"
+
+
 def model_input(served: ServedModel, prompt: str) -> str:
-    """The text the model reads: the prompt, through the chat template if the tokenizer has
-    one (no system prompt, as DeepSeek recommends for R1), ending with the think opener."""
+    """The text the model reads, ending with the think opener (:attr:`ServedModel.think_prefix`).
+
+    * ``prompt_format == "raw"`` (a model the course trained): the prompt in its training format
+      (:func:`training_prompt`), no chat template – a template's role markers and default system
+      prompt (SmolLM2's, Qwen's) were never in its training data, and a model fed them may never stop.
+    * ``"chat"`` (a hub checkpoint such as DeepSeek-R1-Distill): the prompt through the chat
+      template if the tokenizer has one (no system prompt, as DeepSeek recommends for R1).
+    """
     tok = served.tokenizer
+    if served.prompt_format == "raw":
+        return training_prompt(served, prompt) + served.think_prefix
     text = prompt
     if getattr(tok, "chat_template", None):
         text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,

@@ -161,8 +161,9 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, datase
             use_cpu=on_cpu,
             bf16=bf16 and not on_cpu,
             fp16=fp16 and not on_cpu,
-            activation_checkpointing=False,
-            gradient_checkpointing=gradient_checkpointing,
+            # transformers 5: `activation_checkpointing` is the setting; `gradient_checkpointing` its
+            # deprecated alias, overwritten by it – passing both with False here switched it off.
+            activation_checkpointing=gradient_checkpointing,
             completion_only_loss=True,
             packing=packing,
             packing_strategy=packing_strategy,

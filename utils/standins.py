@@ -63,6 +63,11 @@ CONTEXT = 2048                 # max_position_embeddings: room for a chat prompt
 PREFIT_MAX_TOKENS = 60         # the teacher pre-fits the training problems whose answer is this short
                                # (5 of 32: they fit the dry run's max_new_tokens = 64)
 PREFIT_STEPS, PREFIT_LR = 150, 3e-3
+# The sampling recipe Qwen2.5-Instruct's generation_config.json ships (sampling on, with a
+# repetition penalty and top-k). Every stand-in model folder carries it, as a hub checkpoint
+# does, so the dry run exercises utils.models.neutral_generation_config: the course's loaders
+# must reset all of it (greedy evaluation, untruncated sampling).
+HUB_GENERATION = {"do_sample": True, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05}
 
 
 def standin_paths(root: str | Path) -> dict[str, Path]:
@@ -151,7 +156,8 @@ def build_student_tokenizer(texts: list[str]):
 # ---------------------------------------------------------------------------------------
 
 def build_model(size: ModelSize, tokenizer, seed: int, architecture: str = "qwen2"):
-    """A tiny causal LM for ``tokenizer`` (seeded), with a context long enough for GSM8K.
+    """A tiny causal LM for ``tokenizer`` (seeded), with a context long enough for GSM8K and a
+    hub-style sampling recipe in its generation config (:data:`HUB_GENERATION`).
 
     ``architecture``: "qwen2" (the Qwen2.5 stand-ins) or "llama" (SmolLM2's). The student must
     not be a Qwen2: for ``model_type: qwen2`` transformers' ``AutoTokenizer`` always builds a
@@ -175,6 +181,8 @@ def build_model(size: ModelSize, tokenizer, seed: int, architecture: str = "qwen
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     _fix_generation_config(model, tokenizer)
+    for key, value in HUB_GENERATION.items():  # saved like a hub checkpoint's (see HUB_GENERATION)
+        setattr(model.generation_config, key, value)
     return model
 
 

@@ -160,10 +160,16 @@ def compare_onpolicy(run: Run, base_student, teacher_model, tokenizer, sft_rows:
 
 
 def run_ablation(run: Run, rows: dict[str, list[dict]], *, progress: bool = True) -> dict[str, tuple]:
-    """Train one student per arm of :data:`ABLATIONS` on ``rows[arm]``; ``{arm: (model, sft, test_eval)}``."""
+    """Train one student per arm of :data:`ABLATIONS` on ``rows[arm]``; ``{arm: (model, sft, test_eval)}``.
+    Each arm leaves the GPU when it is done (a no-op on a CPU): one student trains at a time."""
+    from .models import release
+    from .time_plan import check_stage
+
+    check_stage(run, "student_sft")   # before loading: a plan over the GPU's memory stops here
     trained = {}
     for arm in ABLATIONS:
         model, sft, ev = train_student(run, rows[arm], curriculum=arm == "curriculum", progress=progress)
+        release(model)
         trained[arm] = (model, sft, ev)
         print(f"{arm:12} best validation {best_val(sft):.1%} – test {ev.accuracy:.1%}  ({sft.seconds:.0f} s)",
               flush=True)

@@ -6,13 +6,16 @@ teacher is good but imperfect and reinforcement learning has room to improve it.
 
 from __future__ import annotations
 
+import torch
+
 from .artifacts import artifact_path
 from .config import Run, stage_settings
 from .generation import EvalResult, evaluate
-from .models import add_lora, build_causal_lm, merge_lora, save_model_artifact
+from .models import add_lora, build_causal_lm, merge_lora, release, save_model_artifact, saved_stage
 from .sft import SFTResult, to_sft_dataset, train_sft
 from .splits import test_problems, train_problems, val_problems
 from .tasks import Problem
+from .time_plan import check_stage
 
 
 def accuracy_on(problems: list[Problem], tokenizer, max_new_tokens: int, batch_size: int = 1024):
@@ -31,10 +34,22 @@ def train_teacher_sft(run: Run, *, eval_every: int = 0,
 
     Saves the ``teacher_sft`` artifact (with its validation and test accuracy in the manifest)
     and returns ``(model, sft_result, test_result)``. ``eval_every`` > 0 adds a validation curve.
+    A warm-up this run finished before is loaded instead (:func:`saved_stage`).
     """
+    from .artifacts import read_manifest
+    from .models import load_model_artifact
     from .tokenizer import load_tokenizer, tokenizer_source
 
     prof = run.profile
+    saved = saved_stage(run, "teacher_sft")
+    if saved is not None:
+        model, _ = load_model_artifact(run.name, "teacher_sft", device=run.device, dtype=run.weights_dtype("sampling"))
+        m = read_manifest(run.name, "teacher_sft")["metrics"]
+        result = SFTResult(losses=[tuple(x) for x in saved.get("losses", [])],
+                           evals=[tuple(x) for x in saved.get("evals", [])],
+                           seconds=m["sft_seconds"], tokens_per_s=saved.get("tokens_per_s", 0.0))
+        return model, result, EvalResult(m["acc"], m["acc_per_family"], completions=[], correct=[])
+    check_stage(run, "teacher_sft")   # a plan over the GPU's memory stops here, before loading
     tokenizer = load_tokenizer(tokenizer_source(run))
     stage = stage_settings(prof, "teacher_sft")
     model = build_causal_lm(prof.teacher, tokenizer, seed=run.seed, dtype=run.weights_dtype("teacher_sft"))
@@ -54,7 +69,8 @@ def train_teacher_sft(run: Run, *, eval_every: int = 0,
                         config={"steps": prof.teacher_sft_steps, "lr": prof.sft_lr,
                                 "batch_size": prof.sft_batch_size, "lora_rank": prof.lora_rank},
                         metrics={"acc": final.accuracy, "val_acc": accuracy(model),
-                                 "acc_per_family": final.per_family, "sft_seconds": result.seconds})
+                                 "acc_per_family": final.per_family, "sft_seconds": result.seconds},
+                        history={"losses": result.losses, "evals": result.evals, "tokens_per_s": result.tokens_per_s})
     print(f"teacher_sft: {final.summary()} – saved to {artifact_path(run.name, 'teacher_sft')}")
     return model, result, final
 
@@ -64,7 +80,7 @@ def train_teacher_sft(run: Run, *, eval_every: int = 0,
 # ---------------------------------------------------------------------------------------
 
 def ppo_reward_fn(reward_model, rm_tokenizer, answers: dict[str, str], use_verifier: bool,
-                  rm_weight: float = 0.1):
+                  rm_weight: float = 0.1, batch_size: int = 256):
     """Sequence reward for PPO – the switch notebook 02 uses to show what each signal does.
 
     * ``use_verifier=False`` – the article's recipe: the reward model's score alone.
@@ -81,24 +97,42 @@ def ppo_reward_fn(reward_model, rm_tokenizer, answers: dict[str, str], use_verif
 
     def reward_fn(prompts, completions):
         if not use_verifier:
-            return score(reward_model, rm_tokenizer, prompts, completions)
+            return score(reward_model, rm_tokenizer, prompts, completions, batch_size=batch_size)
         rewards = torch.tensor([float(verify(c, answers[p])) for p, c in zip(prompts, completions)])
         if rm_weight:
-            s = torch.tensor(score(reward_model, rm_tokenizer, prompts, completions))
+            s = torch.tensor(score(reward_model, rm_tokenizer, prompts, completions, batch_size=batch_size))
             rewards = rewards + rm_weight * (s - s.mean()) / (s.std() + 1e-6)
         return rewards.tolist()
     return reward_fn
 
 
-def _finish_rl(run: Run, result: dict, policy, tokenizer, models_in_memory: int) -> dict:
-    """Merge LoRA, and measure the checkpoint chosen on validation once on test.
+def _finish_rl(run: Run, result: dict, policy, tokenizer, models_in_memory: int, stage: str | None) -> dict:
+    """Measure the checkpoint chosen on validation once on test, and save the finished ``stage``
+    (under LoRA its adapters, unmerged: the policy that was validated is the one tested and saved).
     ``models_in_memory``: the distinct models the method held while training (counted by the caller)."""
-    policy = merge_lora(policy)
     test = evaluate(policy, tokenizer, test_problems(run), max_new_tokens=run.profile.max_new_tokens,
                     batch_size=run.profile.gen_batch_size)
-    result.update(policy=policy, tokenizer=tokenizer, models_in_memory=models_in_memory,
-                  val_acc=result["best"][1], test=test, test_acc=test.accuracy)
+    result.update(models_in_memory=models_in_memory, val_acc=result["best"][1], test_acc=test.accuracy)
+    if stage is not None:
+        history = {k: v for k, v in result.items() if k not in ("policy", "tokenizer", "test")}
+        save_model_artifact(run.name, stage, policy, tokenizer, seed=run.seed, fingerprint=run.fingerprint(stage),
+                            adapter_of="teacher_sft" if hasattr(policy, "peft_config") else None,
+                            metrics={"acc": test.accuracy, "val_acc": result["val_acc"]}, history=history)
+    release(policy)   # off the GPU until a cell needs it (a no-op on a CPU)
+    result.update(policy=policy, tokenizer=tokenizer, test=test)
     return result
+
+
+def _load_rl(run: Run, stage: str) -> dict | None:
+    """A finished RL stage of this run, as :func:`run_ppo` / :func:`run_grpo` return it, or None."""
+    from .models import load_model_artifact
+
+    saved = saved_stage(run, stage)
+    if saved is None:
+        return None
+    policy, tokenizer = load_model_artifact(run.name, stage, device="cpu", dtype=run.weights_dtype("sampling"))
+    return {**saved, "best": tuple(saved["best"]), "evals": [tuple(e) for e in saved["evals"]],
+            "policy": policy, "tokenizer": tokenizer, "loaded": True}
 
 
 def run_ppo(run: Run, *, use_verifier: bool = False, steps: int | None = None,
@@ -110,35 +144,64 @@ def run_ppo(run: Run, *, use_verifier: bool = False, steps: int | None = None,
     The reward model reads text with its own tokenizer; the value model (critic) scores the
     policy's tokens, so it is built from the reward model's base *with the policy's tokenizer*
     (in the colab profile both are Qwen2.5 models, which share one). With ``lora_rank`` the
-    policy trains LoRA adapters, merged into its weights at the end.
+    policy trains LoRA adapters (the reference is the policy with them off).
+
+    The run is a stage of notebook 02: ``use_verifier=True`` is ``teacher_ppo`` (``ppo_steps``
+    steps), ``False`` is ``teacher_ppo_rm`` (the article's recipe, a third of the steps: enough to
+    watch it drift). Each is saved when it finishes and loaded on a re-run; an explicit ``steps``
+    (an experiment) is neither loaded nor saved.
     """
-    from .models import build_scalar_head, load_model_artifact
+    from .models import load_model_artifact
     from .ppo import PPOConfig, train_ppo
 
     prof = run.profile
+    stage_name = None if steps is not None else ("teacher_ppo" if use_verifier else "teacher_ppo_rm")
+    steps = steps or (prof.ppo_steps if use_verifier else max(1, prof.ppo_steps // 3))
+    if stage_name and (done := _load_rl(run, stage_name)) is not None:
+        return done
+    check_stage(run, "ppo")
     stage = stage_settings(prof, "ppo")
     policy, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device, dtype=run.weights_dtype("ppo"))
     policy = add_lora(policy, stage.lora_rank)
     frozen = run.weights_dtype("sampling")  # the reference and the reward model only run forward
-    ref, _ = load_model_artifact(run.name, "teacher_sft", device=run.device, dtype=frozen)
-    ref.requires_grad_(False)
+    if stage.lora_rank:   # the reference is the policy with its adapters off: no second copy
+        ref = None
+    else:
+        ref, _ = load_model_artifact(run.name, "teacher_sft", device=run.device, dtype=frozen)
+        ref.requires_grad_(False)
     reward_model, rm_tok = load_model_artifact(run.name, "reward_model", kind="scalar", device=run.device, dtype=frozen)
     reward_model.requires_grad_(False)
-    value_model = build_scalar_head(prof.reward_model, tokenizer, seed=run.seed + 1).to(run.device)  # trained: fp32
+    value_model = build_critic(run, tokenizer)
     if stage.gradient_checkpointing:
         policy.gradient_checkpointing_enable()
         value_model.gradient_checkpointing_enable()
     problems = train_problems(run)
     answers = {p.prompt: p.answer for p in problems}
+    precision = next((k for k, on in run.mixed_precision().items() if on), None)
     result = train_ppo(policy, ref, value_model, tokenizer, [p.prompt for p in problems],
-                       steps=steps or prof.ppo_steps, batch_prompts=stage.batch,
+                       steps=steps, batch_prompts=stage.batch,
                        lr=prof.ppo_lr, max_new_tokens=prof.max_new_tokens,
-                       reward_fn=ppo_reward_fn(reward_model, rm_tok, answers, use_verifier, prof.ppo_rm_weight),
+                       reward_fn=ppo_reward_fn(reward_model, rm_tok, answers, use_verifier, prof.ppo_rm_weight,
+                                               batch_size=prof.gen_batch_size),
                        cfg=PPOConfig(beta=prof.kl_beta, lam=prof.ppo_lambda), warmup_steps=prof.rl_warmup_steps,
                        eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens, prof.gen_batch_size),
-                       eval_every=prof.rl_eval_every, seed=run.seed, progress=progress)
-    held = len({id(m) for m in (policy, ref, reward_model, value_model)})
-    return _finish_rl(run, result, policy, tokenizer, models_in_memory=held)
+                       eval_every=prof.rl_eval_every, seed=run.seed, mixed_precision=precision, progress=progress)
+    held = len({id(m) for m in (policy, ref, reward_model, value_model) if m is not None})
+    release(value_model, reward_model, ref)
+    return _finish_rl(run, result, policy, tokenizer, models_in_memory=held, stage=stage_name)
+
+
+def build_critic(run: Run, tokenizer):
+    """PPO's value model: the reward model's architecture reading the policy's tokens, with a
+    1-output head. Under LoRA (colab): a half-precision base with trained adapters and an fp32
+    head; otherwise every weight trains, in fp32."""
+    from .models import build_scalar_head
+
+    lora = stage_settings(run.profile, "ppo").lora_rank
+    critic = build_scalar_head(run.profile.reward_model, tokenizer, seed=run.seed + 1,
+                               dtype=run.weights_dtype("ppo") if lora else torch.float32)
+    critic.score.float()                  # the value head computes in fp32 (token_values casts its input)
+    return add_lora(critic, lora, task_type="SEQ_CLS").to(run.device)
 
 
 def run_grpo(run: Run, *, progress: bool = True) -> dict:
@@ -146,18 +209,23 @@ def run_grpo(run: Run, *, progress: bool = True) -> dict:
     (as :func:`run_ppo`'s, plus the share of zero-variance groups per step).
 
     With ``lora_rank`` the policy trains LoRA adapters (TRL then uses the policy with its
-    adapters switched off as the KL reference: no second copy), merged at the end.
+    adapters switched off as the KL reference: no second copy). Saved as the stage
+    ``teacher_grpo`` when it finishes, loaded on a re-run.
     """
     from .grpo import train_grpo
     from .models import load_model_artifact
 
     prof = run.profile
+    if (done := _load_rl(run, "teacher_grpo")) is not None:
+        return done
+    check_stage(run, "grpo")
     policy, tokenizer = load_model_artifact(run.name, "teacher_sft", device=run.device, dtype=run.weights_dtype("grpo"))
     policy = add_lora(policy, stage_settings(prof, "grpo").lora_rank)
     result = train_grpo(run, policy, tokenizer, train_problems(run),
                         eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens, prof.gen_batch_size),
                         eval_every=prof.rl_eval_every, progress=progress)
-    return _finish_rl(run, result, policy, tokenizer, models_in_memory=result.pop("models_in_memory"))
+    return _finish_rl(run, result, policy, tokenizer, models_in_memory=result.pop("models_in_memory"),
+                      stage="teacher_grpo")
 
 
 def save_teacher(run: Run, ppo: dict, grpo: dict) -> str:
@@ -166,6 +234,7 @@ def save_teacher(run: Run, ppo: dict, grpo: dict) -> str:
     method, chosen = ("ppo", ppo) if ppo["val_acc"] >= grpo["val_acc"] else ("grpo", grpo)
     save_model_artifact(run.name, "teacher", chosen["policy"], chosen["tokenizer"], seed=run.seed,
                         fingerprint=run.fingerprint("teacher"),
+                        adapter_of="teacher_sft" if hasattr(chosen["policy"], "peft_config") else None,
                         config={"method": method},
                         metrics={"acc": chosen["test_acc"], "val_acc": chosen["val_acc"],
                                  "acc_ppo": ppo["test_acc"], "acc_grpo": grpo["test_acc"],
