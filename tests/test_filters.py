@@ -1,5 +1,6 @@
 """Each filter stage of notebook 03 on hand-made rows: it keeps what it should and drops what it should."""
 
+import math
 import random
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from utils.distill_data import (decontaminate, dedup_exact, dedup_near, filter_format, filter_reward,
                                 filter_verifier, funnel_counts, run_filters, score_rows, threshold_sweep)
 from utils.tasks import generate_problem, make_problems
+from utils import distill_data as dd
 
 
 def _row(problem, completion=None, reward=0.0, sample=0):
@@ -122,3 +124,28 @@ def test_exact_copies_do_not_use_up_a_prompts_quota():
     score_rows(rows, lambda prompts, completions: [1.0] * len(completions))
     kept, _ = run_filters(rows, make_problems(5, "test", seed=0), max_per_prompt=2, reward_threshold=float("-inf"))
     assert sorted(r["completion"] for r in kept) == sorted([p.completion, other])
+
+
+def _scored(prompt, reward, correct):
+    return {"prompt": prompt, "completion": f"{prompt}{reward}", "reward": reward, "correct": correct}
+
+
+def test_a_reward_model_right_within_prompts_can_be_wrong_across_them():
+    # Prompt "easy:" sits at scores near 0, "hard:" near 5 (a per-prompt offset, which the Bradley–Terry loss
+    # cannot see). Within each prompt the correct sample scores higher; across prompts the hard prompt's wrong
+    # samples outscore the easy prompt's correct ones.
+    rows = [_scored("easy:", 1.0, True), _scored("easy:", 0.9, True), _scored("easy:", 0.0, False),
+            _scored("hard:", 6.0, True), _scored("hard:", 5.0, False), _scored("hard:", 4.0, False)]
+    assert dd.ranking_accuracy(rows, within_prompt=True) == 1.0
+    # across: correct {1.0, 0.9, 6.0} vs wrong {0.0, 5.0, 4.0}: 1.0 and 0.9 beat only 0.0; 6.0 beats all three
+    assert dd.ranking_accuracy(rows, within_prompt=False) == pytest.approx(5 / 9)
+    best = dd.best_of_n_by_reward(rows)
+    assert [r["reward"] for r in best] == [1.0, 6.0] and all(r["correct"] for r in best)
+    # a global threshold at 4.5 keeps the hard prompt's wrong sample and drops both easy correct ones
+    assert dd.threshold_sweep(rows, [4.5])[0]["precision"] == 0.5
+
+
+def test_ranking_accuracy_counts_ties_as_half_and_needs_pairs():
+    rows = [_scored("p", 1.0, True), _scored("p", 1.0, False), _scored("p", 0.0, False)]
+    assert dd.ranking_accuracy(rows, within_prompt=True) == pytest.approx(0.75)
+    assert math.isnan(dd.ranking_accuracy([_scored("p", 1.0, True)], within_prompt=True))

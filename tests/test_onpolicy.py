@@ -65,3 +65,45 @@ def test_shares_vocabulary(char_tokenizer):
     assert shares_vocabulary(char_tokenizer, other)
     other.add_tokens(["<extra>"])
     assert not shares_vocabulary(char_tokenizer, other)
+
+
+def test_a_token_budget_stops_training_once_spent(run, prompts, char_tokenizer):
+    """The §4.1 arms are matched on tokens: on-policy distillation stops at the first step whose
+    samples reach the budget, well before its step cap."""
+    teacher = build_causal_lm(SMALL, char_tokenizer, seed=1)
+    student = build_causal_lm(SMALL, char_tokenizer, seed=2)
+    first = onpolicy_distill(run, copy.deepcopy(student), teacher, char_tokenizer, prompts, steps=1, lr=1e-3,
+                             batch_size=8, progress=False)
+    per_step = first["tokens"]
+    assert first["steps"] == 1 and per_step > 0
+    capped = onpolicy_distill(run, student, teacher, char_tokenizer, prompts, steps=50, lr=1e-3, batch_size=8,
+                              token_budget=2.5 * per_step, progress=False)
+    assert capped["tokens"] >= 2.5 * per_step
+    assert 3 <= capped["steps"] < 50        # stopped by the budget, not the cap
+
+
+def test_token_budget_callback():
+    from types import SimpleNamespace
+
+    from utils.sft import TokenBudget
+    budget, control = TokenBudget(100), SimpleNamespace(should_training_stop=False)
+    budget.on_log(None, None, control, logs={"loss": 1.0})
+    budget.on_log(None, None, control, logs={"num_tokens": 99})
+    assert not control.should_training_stop and budget.tokens == 99 and not budget.reached
+    budget.on_log(None, None, control, logs={"num_tokens": 130})
+    assert control.should_training_stop and budget.reached
+    with pytest.raises(ValueError):
+        TokenBudget(0)
+
+
+def test_distil_or_rl_refuses_an_empty_budget_or_foreign_tokenizers(run, char_tokenizer):
+    import dataclasses
+
+    from utils.student import distil_or_rl
+    off = dataclasses.replace(run, profile=run.profile.replace(distil_vs_rl_steps=0))
+    with pytest.raises(ValueError, match="positive"):
+        distil_or_rl(off, None, char_tokenizer, [])
+    other = copy.deepcopy(char_tokenizer)
+    other.add_tokens(["<extra>"])
+    with pytest.raises(ValueError, match="shared vocabulary"):
+        distil_or_rl(run, None, other, [])

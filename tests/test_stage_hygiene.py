@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BATCHED = {"generate", "evaluate", "pass_at_k", "score", "batched_tokens_per_s", "accuracy_on", "sample_candidates"}
+BATCHED = {"generate", "evaluate", "pass_at_k", "pass_at_k_outcomes", "score", "batched_tokens_per_s", "accuracy_on", "sample_candidates"}
 LOADS = {"load_model_artifact"}
 MODULES = {"generation", "measure", "reward", "teacher", "dd", "models", "utils"}  # how the package is imported
 

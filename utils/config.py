@@ -110,7 +110,10 @@ class Profile:
     student_batch_size: int = 128            # 64 left the ground-truth arm still climbing at 800 steps (validation)
     student_patience: int | None = 2         # stop an arm after this many evaluations without improvement
     student_lr: float = 2e-3
-    onpolicy_steps: int = 20                 # optional cell: SFT vs on-policy distillation, same budget (0: skip)
+    distil_vs_rl_warmup: int = 200           # notebook 04 section 3 (§4.1 in miniature): shared student warm-up, SFT steps
+                                             # (seed 0, validation: 6 % at 150 steps, 20 % at 200 – RL needs some reward)
+    distil_vs_rl_steps: int = 20             # ... each arm's budget: the tokens of this many SFT steps (0: skip the section)
+    r1_zero: bool = True                     # notebook 02's R1-Zero miniature: answer-only warm-up, then GRPO
     # --- notebook 05: serving ----------------------------------------------------------
     serve_max_new_tokens: int = 64
     serve_concurrency: int = 4               # generations running at once (Gradio queue workers)
@@ -191,6 +194,8 @@ PROFILES: dict[str, Profile] = {
         student_eval_every=50,
         student_batch_size=8,
         student_lr=1e-4,
+        r1_zero=False,                       # not in the T4 time plan: 0 on colab (the Colab issue's rule)
+        distil_vs_rl_steps=0,                # idem; and the colab student's tokenizer is not the teacher's
         serve_max_new_tokens=2048,
         torch_threads=0,
         require_cuda=True,                   # planned for a T4 (memory_planner): on a CPU, stop at once
@@ -427,7 +432,7 @@ ARTIFACTS["teacher_ppo_rm"] = ArtifactSpec(("teacher_sft", "reward_model"), _EVA
 ARTIFACTS["teacher_ppo"] = ArtifactSpec(("teacher_sft", "reward_model"), _EVAL + _PPO, "02")
 ARTIFACTS["teacher_grpo"] = ArtifactSpec(("teacher_sft",), _EVAL + _GRPO, "02")
 #: Profile fields no artifact depends on (a test checks every field is in one list or the other).
-NOT_IN_ARTIFACTS = ("name", "onpolicy_steps", "serve_max_new_tokens", "serve_concurrency",
+NOT_IN_ARTIFACTS = ("name", "distil_vs_rl_warmup", "distil_vs_rl_steps", "r1_zero", "serve_max_new_tokens", "serve_concurrency",
                     "serve_queue_size", "serve_max_prompt_chars", "gpu_gb", "serve_model", "torch_threads",
                     "hub_offline", "require_cuda", "extra")
 

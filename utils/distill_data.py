@@ -229,6 +229,48 @@ def threshold_sweep(rows: list[dict], thresholds: Sequence[float]) -> list[dict]
     return out
 
 
+def ranking_accuracy(rows: list[dict], *, within_prompt: bool) -> float:
+    """How often the reward model scores a correct sample above a wrong one (ties count half).
+
+    ``within_prompt=True`` compares only samples *of the same prompt* – what the Bradley–Terry loss
+    trained (each preference pair shares a prompt); ``False`` compares every correct sample with
+    every wrong one, across prompts – what a single global threshold relies on. The Bradley–Terry
+    loss sees only score *differences* within a prompt, so adding any constant per prompt leaves it
+    unchanged: nothing makes one prompt's scores comparable with another's. NaN without pairs.
+    """
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["prompt"] if within_prompt else "", []).append(r)
+    wins = pairs = 0.0
+    for group in groups.values():
+        right = sorted(r["reward"] for r in group if r["correct"])
+        wrong = sorted(r["reward"] for r in group if not r["correct"])
+        if not right or not wrong:
+            continue
+        # for each correct score: wrong scores below it (+ half of the equal ones), by two pointers
+        below = equal_end = 0
+        for x in right:
+            while below < len(wrong) and wrong[below] < x:
+                below += 1
+            equal_end = max(equal_end, below)
+            while equal_end < len(wrong) and wrong[equal_end] == x:
+                equal_end += 1
+            wins += below + 0.5 * (equal_end - below)
+        pairs += len(right) * len(wrong)
+    return wins / pairs if pairs else float("nan")
+
+
+def best_of_n_by_reward(rows: list[dict]) -> list[dict]:
+    """Per-prompt selection: for every prompt, its sample with the highest reward-model score (the
+    first one on a tie). Uses the reward model only where its scores are comparable – within a
+    prompt – instead of one threshold across prompts."""
+    best: dict[str, dict] = {}
+    for r in rows:
+        if r["prompt"] not in best or r["reward"] > best[r["prompt"]]["reward"]:
+            best[r["prompt"]] = r
+    return list(best.values())
+
+
 def choose_reward_threshold(rows: list[dict], n_candidates: int = 20) -> dict:
     """The article's reward threshold, *chosen on validation*: ``rows`` are scored samples of
     validation prompts (with ``reward`` and ``correct``).

@@ -96,6 +96,32 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, problem
         completions=completions, correct=correct, seconds=seconds, tokens=n_tokens)
 
 
+def pass_at_k_outcomes(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, problems: Sequence[Problem], *,
+                       k: int, max_new_tokens: int, temperature: float = 1.0,
+                       batch_size: int = 1024) -> tuple[list[bool], list[bool]]:
+    """Per problem: is the greedy answer right (pass@1), and is at least one of ``k`` samples at
+    ``temperature`` right (pass@k)? Two lists in the order of ``problems``; :func:`pass_at_k_table`
+    summarises them, and two models' lists on the same problems can be compared pair by pair."""
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    greedy = evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens, batch_size=batch_size).correct
+    samples, _ = generate(model, tokenizer, [p.prompt for p in problems], max_new_tokens=max_new_tokens,
+                          do_sample=True, temperature=temperature, num_return_sequences=k, batch_size=batch_size)
+    hit = [any(verify(samples[i * k + j], p.answer) for j in range(k)) for i, p in enumerate(problems)]
+    return greedy, hit
+
+
+def pass_at_k_table(problems: Sequence[Problem], greedy: Sequence[bool], hit: Sequence[bool],
+                    k: int) -> dict[str, dict[str, float]]:
+    """pass@1 and pass@k per difficulty and overall (``"all"``), from :func:`pass_at_k_outcomes`."""
+    groups: dict[str, list[int]] = {"all": list(range(len(problems)))}
+    for i, p in enumerate(problems):
+        groups.setdefault(str(p.difficulty), []).append(i)
+    return {name: {"pass@1": sum(greedy[i] for i in idx) / len(idx),
+                   f"pass@{k}": sum(hit[i] for i in idx) / len(idx), "n": len(idx)}
+            for name, idx in sorted(groups.items())}
+
+
 def pass_at_k(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, problems: Sequence[Problem], *,
               k: int, max_new_tokens: int, temperature: float = 1.0,
               batch_size: int = 1024) -> dict[str, dict[str, float]]:
@@ -103,18 +129,9 @@ def pass_at_k(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, proble
 
     pass@k is the share of problems where at least one of ``k`` samples at ``temperature`` is
     verified correct: what the model *can* sometimes write. pass@1 (greedy) is what it writes
-    every time. Reinforcement learning turns the first into the second – it can only reinforce
-    what it samples, so pass@k bounds where RL can help.
+    every time. Reinforcement learning reinforces what the policy samples, so it mostly moves
+    pass@1 towards pass@k; whether pass@k itself moves is measured, not assumed (notebook 02).
     """
-    if k < 1:
-        raise ValueError("k must be >= 1")
-    greedy = evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens, batch_size=batch_size).correct
-    samples, _ = generate(model, tokenizer, [p.prompt for p in problems], max_new_tokens=max_new_tokens,
-                          do_sample=True, temperature=temperature, num_return_sequences=k, batch_size=batch_size)
-    hit = [any(verify(samples[i * k + j], p.answer) for j in range(k)) for i, p in enumerate(problems)]
-    groups: dict[str, list[int]] = {"all": list(range(len(problems)))}
-    for i, p in enumerate(problems):
-        groups.setdefault(str(p.difficulty), []).append(i)
-    return {name: {"pass@1": sum(greedy[i] for i in idx) / len(idx),
-                   f"pass@{k}": sum(hit[i] for i in idx) / len(idx), "n": len(idx)}
-            for name, idx in sorted(groups.items())}
+    greedy, hit = pass_at_k_outcomes(model, tokenizer, problems, k=k, max_new_tokens=max_new_tokens,
+                                     temperature=temperature, batch_size=batch_size)
+    return pass_at_k_table(problems, greedy, hit, k)

@@ -16,8 +16,10 @@ from datasets import Dataset
 from transformers import TrainerCallback
 
 from .config import Run, stage_settings
+from .models import weights_bytes
 from .progress import calm_trainer_progress
-from .tasks import Problem, check_format, verify
+from .sft import TokenBudget
+from .tasks import Problem, answer_correct, check_format, verify
 
 
 def accuracy_reward(completions: list[str], answer: list[str], **_) -> list[float]:
@@ -90,11 +92,22 @@ class _EvalCallback(TrainerCallback):
 
 
 def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn, eval_every: int,
+               reward: str = "verifier", format_bonus: bool | None = None, token_budget: float | None = None,
                progress: bool = True) -> dict:
     """Train ``policy`` in place with TRL's GRPOTrainer; the best evaluated checkpoint is kept.
 
-    Returns ``{"evals", "best", "log", "zero_variance", "seconds"}``. Budget: ``profile.grpo_steps``
-    steps of ``rl_batch_prompts`` prompts × ``num_generations`` samples (pitfall 4 of the field
+    ``eval_fn=None``: no evaluation and no checkpoint choice – the policy keeps its last weights.
+    ``token_budget``: stop once the sampled sequences add up to that many prompt + completion
+    tokens (:class:`utils.sft.TokenBudget`; ``grpo_steps`` stays the upper bound).
+
+    ``reward="verifier"`` rewards a correct, well-formed completion (:func:`accuracy_reward`);
+    ``"answer"`` rewards the right answer with or without a think block (R1-Zero's accuracy reward,
+    :func:`utils.tasks.answer_correct`). ``format_bonus`` (default: ``profile.grpo_format_reward``)
+    adds :func:`format_reward`. Per generation batch the run records the share of samples with a
+    ``<think>`` block (``think_share``) and their mean length in characters (``mean_length``).
+
+    Returns ``{"evals", "best", "log", "zero_variance", "think_share", "mean_length", "seconds", …}``.
+    Budget: ``profile.grpo_steps`` steps of ``rl_batch_prompts`` prompts × ``num_generations`` samples (pitfall 4 of the field
     notes: the generation batch must divide by the group size; LR 1e-4, not TRL's 1e-6).
 
     What held GRPO back in the course's first version, and the settings that fix it:
@@ -109,15 +122,26 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
     prof = run.profile
     stage = stage_settings(prof, "grpo")
     dataset = Dataset.from_list([{"prompt": p.prompt, "answer": p.answer} for p in problems])
-    callback = _EvalCallback(eval_fn, eval_every)
+    callback = _EvalCallback(eval_fn, eval_every) if eval_fn is not None else None
+    budget = TokenBudget(token_budget) if token_budget is not None else None
     zero_variance: list[float] = []   # per generation batch: groups whose accuracy rewards are all equal
+    think_share: list[float] = []     # per generation batch: samples with a <think>…</think> block
+    mean_length: list[float] = []     # per generation batch: mean completion length (characters)
+    if reward not in ("verifier", "answer"):
+        raise ValueError(f"reward must be 'verifier' or 'answer', not {reward!r}")
 
     def accuracy(completions, answer, **_):
-        rewards = accuracy_reward(completions, answer)
+        if reward == "verifier":
+            rewards = accuracy_reward(completions, answer)
+        else:
+            rewards = [float(answer_correct(c, a)) for c, a in zip(completions, answer)]
         zero_variance.append(zero_variance_share(rewards, prof.num_generations))
+        think_share.append(sum(check_format(c) for c in completions) / len(completions))
+        mean_length.append(sum(len(c) for c in completions) / len(completions))
         return rewards
     accuracy.__name__ = "accuracy_reward"  # TRL logs each reward under its function's name
-    reward_funcs = [accuracy] + ([format_reward] if prof.grpo_format_reward else [])
+    with_format = prof.grpo_format_reward if format_bonus is None else format_bonus
+    reward_funcs = [accuracy] + ([format_reward] if with_format else [])
     calm_trainer_progress()
     with tempfile.TemporaryDirectory() as out:
         args = GRPOConfig(
@@ -132,15 +156,22 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
             activation_checkpointing=stage.gradient_checkpointing,  # (gradient_checkpointing: its deprecated alias)
             disable_tqdm=not progress)
         trainer = GRPOTrainer(model=policy, reward_funcs=reward_funcs, args=args,
-                              train_dataset=dataset, processing_class=tokenizer, callbacks=[callback])
+                              train_dataset=dataset, processing_class=tokenizer,
+                              callbacks=[c for c in (callback, budget) if c is not None])
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
-    if callback.best_state is not None:
+    if callback is not None and callback.best_state is not None:
         policy.load_state_dict(callback.best_state)
     policy.eval()
     # The models TRL held: the policy, plus a frozen reference copy when beta > 0 and no LoRA
     # (with LoRA the reference is the policy with its adapters switched off).
-    held = 1 + (getattr(trainer, "ref_model", None) is not None)
-    return {"evals": callback.evals, "best": callback.best, "log": trainer.state.log_history,
-            "zero_variance": zero_variance, "seconds": seconds, "models_in_memory": held}
+    ref_model = getattr(trainer, "ref_model", None)
+    held = 1 + (ref_model is not None)
+    weights = {"policy": policy, **({"reference": ref_model} if ref_model is not None else {})}
+    return {"evals": callback.evals if callback else [], "best": callback.best if callback else None,
+            "log": trainer.state.log_history, "steps": trainer.state.global_step,
+            "tokens": float(trainer.state.num_input_tokens_seen),
+            "zero_variance": zero_variance, "think_share": think_share, "mean_length": mean_length,
+            "seconds": seconds, "models_in_memory": held,
+            "weights_held_mb": {name: round(weights_bytes(m) / 2**20, 2) for name, m in weights.items()}}

@@ -1,8 +1,9 @@
 """Notebook 04: the student – a ~5× smaller Qwen2 fine-tuned on the teacher's filtered data.
 
-R1's distilled students were trained with SFT only (no RL), 2–3 epochs, LR 1e-4 for the
-1.5B model. A tiny model from scratch wants a higher LR (the profile's ``student_lr``). The
-ablation trains the *same* student, with the *same* step budget, on four datasets.
+R1's distilled students were trained with SFT only (no RL) on the ~800k samples curated with R1
+(DeepSeek-R1 paper, §2.4). A tiny model from scratch wants a high LR (the profile's ``student_lr``).
+The ablation trains the *same* student, with the *same* step budget, on four datasets;
+:func:`distil_or_rl` asks the paper's §4.1 question – distil into the small model, or run RL on it?
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from .config import Run, stage_settings
 from .generation import EvalResult, evaluate
 from .models import build_causal_lm, save_model_artifact
 from .progress import calm_trainer_progress
-from .sft import SFTResult, to_sft_dataset, train_sft
+from .sft import (SFTResult, TokenBudget, curriculum_final_stage_step, curriculum_schedule, to_sft_dataset,
+                  train_sft)
 
 ABLATIONS = {
     "filtered": "teacher data after the full filter funnel (notebook 03)",
     "unfiltered": "every teacher sample, right or wrong",
     "groundtruth": "the task world's ground-truth chains of thought (an upper bound no real pipeline has)",
-    "curriculum": "filtered data, read easy → hard by difficulty",
+    "curriculum": "filtered data, paced: easy first, harder levels mixed in stage by stage",
 }
 
 
@@ -52,12 +54,19 @@ def train_student(run: Run, rows: list[dict], *, curriculum: bool = False, packi
     tokenizer = student_tokenizer(run)
     stage = stage_settings(prof, "student_sft")
     model = build_causal_lm(prof.student, tokenizer, seed=run.seed, dtype=run.weights_dtype("student_sft")).to(run.device)
-    result = train_sft(model, tokenizer, to_sft_dataset(rows, curriculum=curriculum, seed=run.seed),
+    if curriculum:   # the rows in training order, stage by stage (a pacing schedule), read once
+        dataset = to_sft_dataset(curriculum_schedule(rows, steps=prof.student_sft_steps, batch_size=stage.batch,
+                                                     seed=run.seed), shuffle=False)
+        patience_from = curriculum_final_stage_step(rows, prof.student_sft_steps)
+    else:
+        dataset, patience_from = to_sft_dataset(rows, seed=run.seed), 0
+    result = train_sft(model, tokenizer, dataset,
                        steps=prof.student_sft_steps, lr=prof.student_lr, batch_size=stage.batch,
                        gradient_checkpointing=stage.gradient_checkpointing,
                        seed=run.seed, curriculum=curriculum, packing=packing, max_length=prof.sft_max_length,
                        eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens, prof.gen_batch_size),
                        eval_every=prof.student_eval_every, keep_best=True, patience=prof.student_patience,
+                       patience_from=patience_from,
                        **run.mixed_precision(),
                        progress=progress)
     ev = evaluate(model, tokenizer, test_problems(run), max_new_tokens=prof.max_new_tokens, batch_size=prof.gen_batch_size)
@@ -90,7 +99,7 @@ def shares_vocabulary(tokenizer_a, tokenizer_b) -> bool:
 
 def onpolicy_distill(run: Run, student_model, teacher_model, tokenizer, prompts: list[str], *,
                      steps: int, lr: float, batch_size: int, beta: float = 1.0,
-                     progress: bool = True) -> dict:
+                     token_budget: float | None = None, progress: bool = True) -> dict:
     """On-policy distillation with TRL's ``DistillationTrainer``; trains ``student_model`` in place.
 
     Each step the *student* samples a completion for ``batch_size`` prompts, and the teacher
@@ -102,7 +111,8 @@ def onpolicy_distill(run: Run, student_model, teacher_model, tokenizer, prompts:
 
     It needs prompts only – no chains of thought, no verifier – but a shared vocabulary
     (``DistillationTrainer`` raises a ``ValueError`` when the vocabulary sizes differ).
-    Returns ``{"seconds", "log"}``.
+    ``token_budget``: stop once the student's samples add up to that many prompt + completion
+    tokens (``steps`` stays the upper bound). Returns ``{"seconds", "log", "steps", "tokens"}``.
     """
     import tempfile
     import time
@@ -121,42 +131,99 @@ def onpolicy_distill(run: Run, student_model, teacher_model, tokenizer, prompts:
             temperature=1.0, beta=beta, logging_steps=1, save_strategy="no", report_to="none",
             seed=run.seed, use_cpu=run.device == "cpu", bf16=False, activation_checkpointing=False,
             disable_tqdm=not progress)
+        callbacks = [TokenBudget(token_budget)] if token_budget is not None else []
         trainer = DistillationTrainer(model=student_model, teacher_model=teacher_model, args=args,
-                                      train_dataset=dataset, processing_class=tokenizer)
+                                      train_dataset=dataset, processing_class=tokenizer, callbacks=callbacks)
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
     student_model.eval()
-    return {"seconds": seconds, "log": trainer.state.log_history}
+    return {"seconds": seconds, "log": trainer.state.log_history, "steps": trainer.state.global_step,
+            "tokens": float(trainer.state.num_input_tokens_seen)}
 
 
-def compare_onpolicy(run: Run, base_student, teacher_model, tokenizer, sft_rows: list[dict],
-                     prompts: list[str], *, steps: int, lr: float, batch_size: int,
-                     progress: bool = True) -> dict:
-    """Same start, same budget: more SFT on the distilled data vs on-policy distillation.
+def distil_or_rl(run: Run, teacher_model, teacher_tokenizer, rows: list[dict], *, progress: bool = True) -> dict:
+    """The DeepSeek-R1 paper's §4.1 in miniature: distil into the small model, or run RL on it?
 
-    Both arms start from a copy of ``base_student`` and take ``steps`` optimiser steps of
-    ``batch_size`` sequences at a constant ``lr``: SFT reads the teacher's filtered chains of
-    thought, on-policy distillation samples its own and is graded by the teacher's logits.
-    Returns ``{arm: {"accuracy", "seconds"}}`` for ``start``, ``sft`` and ``onpolicy``.
+    1. **One shared warm-up.** A fresh student is fine-tuned for ``distil_vs_rl_warmup`` SFT
+       steps on ``rows`` (the teacher's filtered data) at ``student_lr`` (constant after a short
+       warm-up) – enough to answer some validation problems, so that RL gets a reward at all.
+    2. **Three arms from copies of it, matched on tokens.** (a) ``sft``: more SFT on ``rows`` for
+       ``distil_vs_rl_steps`` steps of ``student_batch_size`` rows; the tokens it
+       read (TRL's count: prompt + completion, no padding) set the budget ``T`` of the others.
+       (b) ``grpo``: GRPO on the student itself with the verifier's reward, ``student_batch_size``
+       sampled sequences per step (``student_batch_size / num_generations`` prompts × the group),
+       each batch used once, until its samples add up to ``T`` tokens.
+       (c) ``onpolicy``: on-policy distillation from ``teacher_model`` (reverse KL on the
+       student's own samples), the same batch as (b), until ``T`` tokens.
+       All three run at one constant learning rate, ``rl_lr``, each with a fresh optimiser (chosen
+       on validation while the course was built: a fresh optimiser at the warm-up's ``student_lr``
+       undid the warm-up in the SFT arm). No arm chooses a checkpoint: each keeps its weights
+       when its budget is spent.
+
+    Returns ``{"warmup_steps", "budget_tokens", "arms": {name: {"val_acc", "accuracy", "correct",
+    "tokens", "steps", "seconds"}}}`` for ``warm-up``, ``sft``, ``grpo`` and ``onpolicy``
+    (``correct``: per test problem, for paired comparisons; ``seconds``: training wall time).
     """
-    from .models import copy_model
-    from .splits import test_problems
-    from .teacher import accuracy_on
+    import dataclasses
+    import tempfile
 
-    accuracy = accuracy_on(test_problems(run), tokenizer, run.profile.max_new_tokens, run.profile.gen_batch_size)
+    from .grpo import train_grpo
+    from .models import copy_model, load_causal_lm, release
+    from .splits import test_problems, train_problems, val_problems
 
-    out = {"start": {"accuracy": accuracy(base_student), "seconds": 0.0}}
-    sft_student = copy_model(base_student)
-    sft = train_sft(sft_student, tokenizer, to_sft_dataset(sft_rows, seed=run.seed), steps=steps, lr=lr,
-                    batch_size=batch_size, seed=run.seed, scheduler="constant", warmup_ratio=0.0,
-                    max_length=run.profile.sft_max_length, progress=progress)
-    out["sft"] = {"accuracy": accuracy(sft_student), "seconds": sft.seconds}
-    op_student = copy_model(base_student)
-    op = onpolicy_distill(run, op_student, teacher_model, tokenizer, prompts, steps=steps, lr=lr,
-                          batch_size=batch_size, progress=progress)
-    out["onpolicy"] = {"accuracy": accuracy(op_student), "seconds": op["seconds"]}
-    return out
+    prof = run.profile
+    if prof.distil_vs_rl_warmup <= 0 or prof.distil_vs_rl_steps <= 0:
+        raise ValueError("distil_vs_rl_warmup and distil_vs_rl_steps must be positive (0 skips the section)")
+    tokenizer = student_tokenizer(run)
+    if not shares_vocabulary(tokenizer, teacher_tokenizer):
+        raise ValueError("on-policy distillation compares logits token by token: teacher and student need a "
+                         "shared vocabulary (the colab profile's student has its own tokenizer)")
+    batch = stage_settings(prof, "student_sft").batch
+    if batch % prof.num_generations:
+        raise ValueError(f"student_batch_size ({batch}) must divide by num_generations ({prof.num_generations}): "
+                         "GRPO samples whole groups")
+    sft_kw = dict(lr=prof.student_lr, batch_size=batch, seed=run.seed, max_length=prof.sft_max_length,
+                  **run.mixed_precision(), progress=progress)
+
+    def outcome(model, seconds: float, tokens: float, steps: int) -> dict:
+        val = evaluate(model, tokenizer, val_problems(run), max_new_tokens=prof.max_new_tokens,
+                       batch_size=prof.gen_batch_size)
+        test = evaluate(model, tokenizer, test_problems(run), max_new_tokens=prof.max_new_tokens,
+                        batch_size=prof.gen_batch_size)
+        return {"val_acc": val.accuracy, "accuracy": test.accuracy, "correct": test.correct,
+                "tokens": tokens, "steps": steps, "seconds": seconds}
+
+    warm = build_causal_lm(prof.student, tokenizer, seed=run.seed, dtype=run.weights_dtype("student_sft")).to(run.device)
+    w = train_sft(warm, tokenizer, to_sft_dataset(rows, seed=run.seed), steps=prof.distil_vs_rl_warmup,
+                  scheduler="constant_with_warmup", warmup_ratio=0.05, **sft_kw)   # no decay: the arms go on at this LR
+    arms = {"warm-up": outcome(warm, w.seconds, w.tokens, prof.distil_vs_rl_warmup)}
+
+    sft_model = copy_model(warm)
+    sft = train_sft(sft_model, tokenizer, to_sft_dataset(rows, seed=run.seed + 1), steps=prof.distil_vs_rl_steps,
+                    scheduler="constant", warmup_ratio=0.0, **{**sft_kw, "lr": prof.rl_lr})
+    arms["sft"] = outcome(sft_model, sft.seconds, sft.tokens, prof.distil_vs_rl_steps)
+    release(sft_model)
+    budget = sft.tokens
+    cap = 4 * prof.distil_vs_rl_steps   # an upper bound on steps: the token budget stops each RL arm first
+
+    rl_run = dataclasses.replace(run, profile=prof.replace(grpo_steps=cap, rl_batch_prompts=batch // prof.num_generations,
+                                                           grpo_iterations=1, rl_warmup_steps=0, lora_rank=None))
+    with tempfile.TemporaryDirectory() as folder:   # TRL builds its KL reference from the policy's folder
+        warm.save_pretrained(folder)
+        policy = load_causal_lm(folder, device=run.device, dtype=run.weights_dtype("student_sft"))
+        grpo = train_grpo(rl_run, policy, tokenizer, train_problems(run), eval_fn=None, eval_every=0,
+                          reward="verifier", format_bonus=False, token_budget=budget, progress=progress)
+    arms["grpo"] = outcome(policy, grpo["seconds"], grpo["tokens"], grpo["steps"])
+    arms["grpo"]["zero_variance"] = sum(grpo["zero_variance"]) / max(1, len(grpo["zero_variance"]))
+    release(policy)
+
+    op_model = copy_model(warm)
+    op = onpolicy_distill(run, op_model, teacher_model, tokenizer, [p.prompt for p in train_problems(run)],
+                          steps=cap, lr=prof.rl_lr, batch_size=batch, token_budget=budget, progress=progress)
+    arms["onpolicy"] = outcome(op_model, op["seconds"], op["tokens"], op["steps"])
+    release(op_model, warm)
+    return {"warmup_steps": prof.distil_vs_rl_warmup, "budget_tokens": budget, "arms": arms}
 
 
 def run_ablation(run: Run, rows: dict[str, list[dict]], *, progress: bool = True) -> dict[str, tuple]:

@@ -260,6 +260,27 @@ def check_format(completion: str) -> bool:
     return FORMAT_RE.match(completion.strip()) is not None
 
 
+# An answer with or without a think block before it: R1-Zero's accuracy reward checks the answer only
+# (whether the model reasons is the format reward's business).
+ANSWER_ONLY_RE = re.compile(r"^(?:<think>(?:(?!</?think>).)+</think>)?A:([A-Za-z]|0|-?[1-9][0-9]*)$", re.S)
+
+
+def answer_correct(completion: str, answer: str) -> bool:
+    """The final answer equals the reference, whether or not a ``<think>`` block comes first.
+
+    For a model that was never shown a chain of thought (notebook 02's R1-Zero miniature), whose
+    ``A:12`` :func:`verify` would reject for its missing think block. Just as strict about the
+    answer itself: ``A:070`` is not 70, trailing text is not allowed.
+    """
+    m = ANSWER_ONLY_RE.match(completion.strip())
+    return m is not None and m.group(1) == answer
+
+
+def answer_only(problem: Problem) -> Problem:
+    """The problem with its chain of thought removed: the completion is just ``A:<answer>``."""
+    return Problem(problem.family, problem.difficulty, problem.prompt, ANSWER_PREFIX + problem.answer, problem.answer)
+
+
 def verify(completion: str, answer: str) -> bool:
     """The rule-based verifier: well-formed and the final answer equals the reference."""
     return check_format(completion) and extract_final_answer(completion) == answer

@@ -11,7 +11,7 @@ import torch
 from .artifacts import artifact_path
 from .config import Run, stage_settings
 from .generation import EvalResult, evaluate
-from .models import add_lora, build_causal_lm, merge_lora, release, save_model_artifact, saved_stage
+from .models import add_lora, build_causal_lm, merge_lora, release, save_model_artifact, saved_stage, weights_bytes
 from .sft import SFTResult, to_sft_dataset, train_sft
 from .splits import test_problems, train_problems, val_problems
 from .tasks import Problem
@@ -43,12 +43,16 @@ def train_teacher_sft(run: Run, *, eval_every: int = 0,
     prof = run.profile
     saved = saved_stage(run, "teacher_sft")
     if saved is not None:
-        model, _ = load_model_artifact(run.name, "teacher_sft", device=run.device, dtype=run.weights_dtype("sampling"))
+        model, saved_tok = load_model_artifact(run.name, "teacher_sft", device=run.device, dtype=run.weights_dtype("sampling"))
         m = read_manifest(run.name, "teacher_sft")["metrics"]
         result = SFTResult(losses=[tuple(x) for x in saved.get("losses", [])],
                            evals=[tuple(x) for x in saved.get("evals", [])],
                            seconds=m["sft_seconds"], tokens_per_s=saved.get("tokens_per_s", 0.0))
-        return model, result, EvalResult(m["acc"], m["acc_per_family"], completions=[], correct=[])
+        correct = saved.get("test_correct")
+        if correct is None:   # saved by an older version of the course: measure the outcomes again
+            correct = evaluate(model, saved_tok, test_problems(run), max_new_tokens=prof.max_new_tokens,
+                               batch_size=prof.gen_batch_size).correct
+        return model, result, EvalResult(m["acc"], m["acc_per_family"], completions=[], correct=[bool(c) for c in correct])
     check_stage(run, "teacher_sft")   # a plan over the GPU's memory stops here, before loading
     tokenizer = load_tokenizer(tokenizer_source(run))
     stage = stage_settings(prof, "teacher_sft")
@@ -70,7 +74,8 @@ def train_teacher_sft(run: Run, *, eval_every: int = 0,
                                 "batch_size": prof.sft_batch_size, "lora_rank": prof.lora_rank},
                         metrics={"acc": final.accuracy, "val_acc": accuracy(model),
                                  "acc_per_family": final.per_family, "sft_seconds": result.seconds},
-                        history={"losses": result.losses, "evals": result.evals, "tokens_per_s": result.tokens_per_s})
+                        history={"losses": result.losses, "evals": result.evals, "tokens_per_s": result.tokens_per_s,
+                                 "test_correct": [int(c) for c in final.correct]})
     print(f"teacher_sft: {final.summary()} – saved to {artifact_path(run.name, 'teacher_sft')}")
     return model, result, final
 
@@ -112,7 +117,8 @@ def _finish_rl(run: Run, result: dict, policy, tokenizer, models_in_memory: int,
     ``models_in_memory``: the distinct models the method held while training (counted by the caller)."""
     test = evaluate(policy, tokenizer, test_problems(run), max_new_tokens=run.profile.max_new_tokens,
                     batch_size=run.profile.gen_batch_size)
-    result.update(models_in_memory=models_in_memory, val_acc=result["best"][1], test_acc=test.accuracy)
+    result.update(models_in_memory=models_in_memory, val_acc=result["best"][1], test_acc=test.accuracy,
+                  test_correct=[int(c) for c in test.correct])   # per test problem: for paired comparisons
     if stage is not None:
         history = {k: v for k, v in result.items() if k not in ("policy", "tokenizer", "test")}
         save_model_artifact(run.name, stage, policy, tokenizer, seed=run.seed, fingerprint=run.fingerprint(stage),
@@ -131,6 +137,12 @@ def _load_rl(run: Run, stage: str) -> dict | None:
     if saved is None:
         return None
     policy, tokenizer = load_model_artifact(run.name, stage, device="cpu", dtype=run.weights_dtype("sampling"))
+    if "test_correct" not in saved:   # saved by an older version of the course: measure the outcomes again
+        prof = run.profile
+        saved["test_correct"] = [int(c) for c in evaluate(policy.to(run.device), tokenizer, test_problems(run),
+                                                         max_new_tokens=prof.max_new_tokens,
+                                                         batch_size=prof.gen_batch_size).correct]
+        release(policy)
     return {**saved, "best": tuple(saved["best"]), "evals": [tuple(e) for e in saved["evals"]],
             "policy": policy, "tokenizer": tokenizer, "loaded": True}
 
@@ -186,7 +198,9 @@ def run_ppo(run: Run, *, use_verifier: bool = False, steps: int | None = None,
                        cfg=PPOConfig(beta=prof.kl_beta, lam=prof.ppo_lambda), warmup_steps=prof.rl_warmup_steps,
                        eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens, prof.gen_batch_size),
                        eval_every=prof.rl_eval_every, seed=run.seed, mixed_precision=precision, progress=progress)
-    held = len({id(m) for m in (policy, ref, reward_model, value_model) if m is not None})
+    models = {"policy": policy, "reference": ref, "reward model": reward_model, "critic": value_model}
+    held = len({id(m) for m in models.values() if m is not None})
+    result["weights_held_mb"] = {name: round(weights_bytes(m) / 2**20, 2) for name, m in models.items() if m is not None}
     release(value_model, reward_model, ref)
     return _finish_rl(run, result, policy, tokenizer, models_in_memory=held, stage=stage_name)
 
@@ -226,6 +240,77 @@ def run_grpo(run: Run, *, progress: bool = True) -> dict:
                         eval_every=prof.rl_eval_every, progress=progress)
     return _finish_rl(run, result, policy, tokenizer, models_in_memory=result.pop("models_in_memory"),
                       stage="teacher_grpo")
+
+
+def samples_per_step(profile, method: str) -> float:
+    """Completions generated per optimiser step: PPO samples ``ppo_batch`` prompts once each per step;
+    GRPO samples ``rl_batch_prompts`` × ``num_generations`` and reuses them for ``grpo_iterations``
+    steps. "RL step" means different amounts of work, so notebook 02 plots against samples."""
+    if method == "ppo":
+        return float(stage_settings(profile, "ppo").batch)
+    if method == "grpo":
+        return stage_settings(profile, "grpo").batch / profile.grpo_iterations
+    raise ValueError(f"method must be 'ppo' or 'grpo', not {method!r}")
+
+
+def answer_accuracy_on(problems: list[Problem], tokenizer, max_new_tokens: int, batch_size: int = 1024):
+    """Like :func:`accuracy_on`, but an answer counts with or without a think block
+    (:func:`utils.tasks.answer_correct`): how R1-Zero's accuracy reward judges."""
+    from .tasks import answer_correct
+
+    def accuracy(model) -> float:
+        ev = evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        return sum(answer_correct(c, p.answer) for c, p in zip(ev.completions, problems)) / len(problems)
+    return accuracy
+
+
+def run_r1_zero(run: Run, *, progress: bool = True) -> dict:
+    """R1-Zero vs cold start, in miniature: the R1-Zero arm.
+
+    A fresh teacher (same architecture, seed, steps, learning rate and batch as the chain-of-thought
+    warm-up) is fine-tuned on ``Q:…A:<answer>`` only – it never sees a chain of thought – then
+    trained with GRPO for ``grpo_steps`` steps with R1-Zero's rewards: the answer's correctness
+    (think block or not) plus a 0.1 format bonus for ``<think>…</think>A:…``. The cold-start arm is
+    notebook 02's GRPO run from the chain-of-thought warm-up. Nothing is saved: an experiment.
+
+    Returns :func:`utils.grpo.train_grpo`'s dict (``evals`` in answer accuracy on validation,
+    ``think_share`` and ``mean_length`` per generation batch) plus ``warmup_seconds``,
+    ``warmup_val_acc``, and the kept checkpoint on test: ``test_correct`` (answer correct, per
+    problem), ``test_think_share`` and ``test_completions``.
+    """
+    import tempfile
+
+    from .grpo import train_grpo
+    from .models import load_causal_lm
+    from .tasks import answer_correct, answer_only, check_format
+    from .tokenizer import load_tokenizer, tokenizer_source
+
+    prof = run.profile
+    tokenizer = load_tokenizer(tokenizer_source(run))
+    stage = stage_settings(prof, "teacher_sft")
+    model = build_causal_lm(prof.teacher, tokenizer, seed=run.seed, dtype=run.weights_dtype("teacher_sft"))
+    model = add_lora(model, stage.lora_rank).to(run.device)
+    answer_acc = answer_accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens, prof.gen_batch_size)
+    warm = train_sft(model, tokenizer, to_sft_dataset([answer_only(p) for p in train_problems(run)], seed=run.seed),
+                     steps=prof.teacher_sft_steps, lr=prof.sft_lr, batch_size=stage.batch,
+                     gradient_checkpointing=stage.gradient_checkpointing, **run.mixed_precision(),
+                     scheduler=prof.sft_scheduler, seed=run.seed, max_length=prof.sft_max_length, progress=progress)
+    model = merge_lora(model)
+    warm_val = answer_acc(model)
+    with tempfile.TemporaryDirectory() as folder:   # TRL builds its KL reference from the policy's folder
+        model.save_pretrained(folder)
+        release(model)
+        policy = add_lora(load_causal_lm(folder, device=run.device, dtype=run.weights_dtype("grpo")),
+                          stage_settings(prof, "grpo").lora_rank)
+        result = train_grpo(run, policy, tokenizer, train_problems(run), eval_fn=answer_acc,
+                            eval_every=prof.rl_eval_every, reward="answer", format_bonus=True, progress=progress)
+    problems = test_problems(run)
+    test = evaluate(policy, tokenizer, problems, max_new_tokens=prof.max_new_tokens, batch_size=prof.gen_batch_size)
+    release(policy)
+    result.update(warmup_seconds=warm.seconds, warmup_val_acc=warm_val, test_completions=test.completions,
+                  test_correct=[answer_correct(c, p.answer) for c, p in zip(test.completions, problems)],
+                  test_think_share=sum(check_format(c) for c in test.completions) / len(problems))
+    return result
 
 
 def save_teacher(run: Run, ppo: dict, grpo: dict) -> str:

@@ -11,7 +11,8 @@ Everything here is small enough to run in seconds on a laptop CPU.
   and on the teacher's *hard outputs* for many new inputs (data distillation – the
   classification analogue of sequence-level distillation, Kim & Rush 2016, which is what
   DeepSeek-R1's distilled students were trained with).
-* :func:`inference_cost` – weights and KV-cache bytes and a memory-bandwidth latency bound.
+* :func:`inference_cost` – weights and KV-cache bytes and a memory-bandwidth latency bound, each
+  model's weights at the precision it is published in (R1: FP8; the students: bf16).
 """
 
 from __future__ import annotations
@@ -153,27 +154,38 @@ class ServedModel:
     params_active: float       # weights read per generated token (< total for a MoE)
     layers: int
     kv_bytes_per_token_per_layer: int  # in elements: 2·kv_heads·head_dim, or MLA's latent
+    bytes_per_param: float = 2.0       # precision the weights are published in: bf16 = 2, FP8 = 1
 
 
-def inference_cost(m: ServedModel, tokens: int = 32_768, bytes_per_param: float = 2.0,
-                   bandwidth_gb_s: float = 3_350.0) -> dict[str, float]:
+def inference_cost(m: ServedModel, tokens: int = 32_768, bytes_per_param: float | None = None,
+                   bandwidth_gb_s: float = 3_350.0, kv_bytes_per_element: float = 2.0) -> dict[str, float]:
     """Weights and KV cache in GB for one sequence of ``tokens``, and a latency floor.
+
+    Weights take ``m.bytes_per_param`` bytes each – the precision the checkpoint is published in
+    (DeepSeek-R1: FP8, 1 byte; the distilled Qwen students: bf16, 2 bytes) – unless
+    ``bytes_per_param`` overrides it. The KV cache is counted at ``kv_bytes_per_element`` (bf16:
+    2 bytes) whatever the weights' precision.
 
     Decoding one token reads every *active* weight once, so on a GPU with memory bandwidth
     ``bandwidth_gb_s`` (an H100 SXM: 3,350 GB/s) a token takes at least
-    ``active_bytes / bandwidth``. Real serving is slower; the ratio between models is the point.
+    ``active_params × bytes_per_param / bandwidth``. Real serving is slower; the ratio between
+    models is the point.
     """
-    weights = m.params_total * bytes_per_param / 1e9
-    kv = m.layers * m.kv_bytes_per_token_per_layer * tokens * bytes_per_param / 1e9
-    ms_per_token = m.params_active * bytes_per_param / (bandwidth_gb_s * 1e9) * 1e3
+    weight_bytes = m.bytes_per_param if bytes_per_param is None else bytes_per_param
+    weights = m.params_total * weight_bytes / 1e9
+    kv = m.layers * m.kv_bytes_per_token_per_layer * tokens * kv_bytes_per_element / 1e9
+    ms_per_token = m.params_active * weight_bytes / (bandwidth_gb_s * 1e9) * 1e3
     return {"weights_gb": weights, "kv_cache_gb": kv, "min_ms_per_token": ms_per_token}
 
 
 # Shapes from the public configs: Qwen2.5-1.5B / Qwen2.5-7B (28 layers, GQA with 2 / 4 KV
 # heads of dim 128) and DeepSeek-V3/R1 (61 layers, 671B total / 37B active parameters,
 # MLA caching a 512-dim latent plus a 64-dim rotary key per token per layer).
+# Precision as published: the distilled students in bf16 (2 bytes per parameter); DeepSeek-R1,
+# like DeepSeek-V3, in FP8 (1 byte per parameter – the DeepSeek-V3 README: FP8 training is native,
+# so only FP8 weights are provided).
 SERVED_MODELS = (
-    ServedModel("R1-Distill-Qwen-1.5B", 1.78e9, 1.78e9, 28, 2 * 2 * 128),
-    ServedModel("R1-Distill-Qwen-7B", 7.62e9, 7.62e9, 28, 2 * 4 * 128),
-    ServedModel("DeepSeek-R1 (671B MoE)", 671e9, 37e9, 61, 512 + 64),
+    ServedModel("R1-Distill-Qwen-1.5B", 1.78e9, 1.78e9, 28, 2 * 2 * 128, bytes_per_param=2.0),
+    ServedModel("R1-Distill-Qwen-7B", 7.62e9, 7.62e9, 28, 2 * 4 * 128, bytes_per_param=2.0),
+    ServedModel("DeepSeek-R1 (671B MoE)", 671e9, 37e9, 61, 512 + 64, bytes_per_param=1.0),
 )

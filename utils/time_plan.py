@@ -341,17 +341,20 @@ def count_calls(profile) -> dict[str, list[Call]]:
         Call("cell 22: peak memory, 1 answer each (student)", GEN, student, 1, st_dtype,
              batch=1, prompt=P, new_tokens=T),
     ]
-    if p.onpolicy_steps and _shares_vocabulary(p):  # else notebook 04 prints "skipped"
-        b, s = p.sft_batch_size, p.onpolicy_steps
+    if p.distil_vs_rl_steps and _shares_vocabulary(p):  # section 3, §4.1 in miniature (else: "skipped")
+        b, w, s = st.batch, p.distil_vs_rl_warmup, p.distil_vs_rl_steps   # RL arms: about s steps of b samples
         rows_04 += [
-            evals(3, "test", student, st_dtype, "on-policy comparison: start, SFT arm, on-policy arm"),
-            Call(f"on-policy comparison: {s} more SFT steps x {b}", TRAIN, student, s * b, "fp32",
-                 seq_len=p.sft_max_length),
-            Call(f"on-policy distillation: {s} steps x {b} student samples", GEN, student, s * b, "fp32",
+            Call(f"§4.1: shared warm-up, {w} SFT steps x {b}", TRAIN, student, w * b, "fp32", seq_len=p.sft_max_length),
+            evals(4, "validation", student, st_dtype, "§4.1: warm-up and three arms on validation"),
+            evals(4, "test", student, st_dtype, "§4.1: warm-up and three arms on test"),
+            Call(f"§4.1 SFT arm: {s} steps x {b}", TRAIN, student, s * b, "fp32", seq_len=p.sft_max_length),
+            Call(f"§4.1 GRPO arm: ~{s} steps x {b} samples", GEN, student, s * b, "fp32",
                  batch=b, prompt=P, new_tokens=T),
-            Call("on-policy distillation: teacher logits", FORWARD, teacher, s * b, NOTEBOOK_LOAD_DTYPE,
-                 seq_len=rollout),
-            Call("on-policy distillation: student update", TRAIN, student, s * b, "fp32", seq_len=rollout),
+            Call("§4.1 GRPO arm: update", TRAIN, student, s * b, "fp32", seq_len=rollout),
+            Call(f"§4.1 on-policy arm: ~{s} steps x {b} student samples", GEN, student, s * b, "fp32",
+                 batch=b, prompt=P, new_tokens=T),
+            Call("§4.1 on-policy arm: teacher logits", FORWARD, teacher, s * b, NOTEBOOK_LOAD_DTYPE, seq_len=rollout),
+            Call("§4.1 on-policy arm: student update", TRAIN, student, s * b, "fp32", seq_len=rollout),
         ]
     calls["04 student SFT"] = rows_04
 
