@@ -96,10 +96,12 @@ def test_token_budget_callback():
         TokenBudget(0)
 
 
-def test_distil_or_rl_refuses_an_empty_budget_or_foreign_tokenizers(run, char_tokenizer):
+def test_distil_or_rl_refuses_an_empty_budget_or_foreign_tokenizers(run, char_tokenizer, monkeypatch):
     import dataclasses
 
+    from utils import student
     from utils.student import distil_or_rl
+    monkeypatch.setattr(student, "student_tokenizer", lambda _run: char_tokenizer)   # no tokenizer artifact needed
     off = dataclasses.replace(run, profile=run.profile.replace(distil_vs_rl_steps=0))
     with pytest.raises(ValueError, match="positive"):
         distil_or_rl(off, None, char_tokenizer, [])
