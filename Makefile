@@ -60,7 +60,9 @@ solutions: setup
 zh: setup
 	$(PY) -m utils.i18n build
 
-# The whole series once per seed, each seed in artifacts/study/seed<N>; summary in artifacts/study/summary.md.
+# The whole series once per seed, each seed in artifacts/study/seed<N>, then the study's controls
+# (utils/controls.py, 1,000-problem splits); summary in artifacts/study/summary.md, published to README.md,
+# docs/study/, docs/teaching.md and (seed 0's executed notebooks) notebooks/.
 study: setup
 	$(PY) -m utils.study --seeds $(SEEDS) --profile $(PROFILE)
 

@@ -72,12 +72,38 @@ def test_markdown_table_cells():
     summary["machine"]["description"] = "test machine"
     table = study.markdown_table(summary)
     assert table.splitlines()[0].startswith("3 seeds (0, 1, 2), profile `tiny`, on test machine")
-    assert "| figure | mean ± sd | per seed |" in table
-    assert "| teacher after SFT | 44.0 ± 4.0 % | 40.0 %, 44.0 %, 48.0 % |" in table
-    assert "| PPO − SFT (teacher) | +4.0 ± 2.0 pts | +2.0 pts, +6.0 pts, +4.0 pts |" in table
-    assert "| whole series, wall time | 3.3 ± 0.6 min | 3.0 min, 3.0 min, 4.0 min |" in table
+    assert "| figure | mean ± sd | 95 % interval of the mean | per seed |" in table
+    # t(0.975, 2 df) = 4.303: 44.0 ± 4.303 × 4.0 / √3 = 44.0 ± 9.9
+    assert "| teacher after SFT | 44.0 ± 4.0 % | [34.1, 53.9] | 40.0 %, 44.0 %, 48.0 % |" in table
+    assert "| PPO − SFT (teacher) | +4.0 ± 2.0 pts | [-1.0, +9.0] | +2.0 pts, +6.0 pts, +4.0 pts |" in table
+    assert "| whole series, wall time | 3.3 ± 0.6 min |" in table
     one = study.markdown_table(study.summarize({7: THREE_SEEDS[0]}))
-    assert one.startswith("1 seed (7)") and "| teacher after SFT | 40.0 % | 40.0 % |" in one
+    assert one.startswith("1 seed (7)") and "| teacher after SFT | 40.0 % | – | 40.0 % |" in one
+
+
+def test_controls_figures_and_commits_enter_the_summary():
+    controls = {"seconds": {"models": 60.0, "filter_grid": 540.0},
+                "paired": {"teacher_grpo_minus_teacher_sft": {"diff": 0.12, "low": 0.08, "high": 0.16}},
+                "filter_grid": {"warmup": {"error_rate": 0.35, "filtered_minus_unfiltered": {"diff": 0.05}}},
+                "budget_matched": {"acc_ratio": 1.02, "teacher": {"acc": 0.83}}}
+    seeds = {s: {**THREE_SEEDS[s], "controls": controls, "_study_run": {"commit": "abc1234"}} for s in (0, 1)}
+    summary = study.summarize(seeds)
+    figures = summary["figures"]
+    assert figures["controls.paired.teacher_grpo_minus_teacher_sft.diff"]["mean"] == pytest.approx(0.12)
+    assert figures["derived.controls_min"]["mean"] == pytest.approx(10.0)
+    assert figures["controls.budget_matched.acc_ratio"]["mean"] == pytest.approx(1.02)
+    table = study.markdown_table(summary)
+    assert "| 1,000 test: GRPO − warm-up (teacher) | +12.0 ± 0.0 pts |" in table
+    assert "| grid: filtered − unfiltered, warm-up teacher | +5.0 ± 0.0 pts |" in table
+    assert summary["commits"] == ["abc1234"] and "Code: commit abc1234." in table
+    seeds[1]["_study_run"] = {"commit": "def5678"}
+    assert "ran on different code (commits abc1234, def5678)" in study.markdown_table(study.summarize(seeds))
+
+
+def test_mean_interval():
+    assert study.mean_interval([0.5]) is None
+    low, high = study.mean_interval([0.40, 0.44, 0.48])
+    assert (low + high) / 2 == pytest.approx(0.44) and high - low == pytest.approx(2 * 4.303 * 0.04 / 3 ** 0.5)
 
 
 def test_update_readme_replaces_only_between_markers(tmp_path):
@@ -114,20 +140,113 @@ def test_summarize_only_writes_the_summary(tmp_path):
 def test_run_study_isolates_seeds_and_goes_on_after_a_failure(tmp_path, monkeypatch):
     calls = []
 
-    def fake_run(cmd, env, cwd):
+    def done(code, stdout=""):
+        return type("Done", (), {"returncode": code, "stdout": stdout})()
+
+    def fake_run(cmd, env=None, cwd=None, **_):
+        if cmd[0] == "git":
+            return done(0, "abc1234\n" if "rev-parse" in cmd else "")
         seed = int(cmd[cmd.index("--seed") + 1])
         calls.append((cmd, env["R1LAB_ARTIFACTS"]))
         if seed == 1:
-            return type("Done", (), {"returncode": 1})()
+            return done(1)
         folder = tmp_path / f"seed{seed}" / "tiny"
+        if "utils.controls" in cmd:
+            (folder / "controls.json").write_text(json.dumps({"seconds": {"models": 30.0}}))
+            return done(0)
         folder.mkdir(parents=True)
         (folder / "results.json").write_text(json.dumps(THREE_SEEDS[seed]))
-        return type("Done", (), {"returncode": 0})()
+        return done(0)
 
     monkeypatch.setattr(study.subprocess, "run", fake_run)
     tmp_path = tmp_path.resolve()  # run_study resolves its root
     summary = study.run_study([0, 1, 2], "tiny", tmp_path)
-    assert [artifacts for _, artifacts in calls] == [str(tmp_path / f"seed{s}") for s in (0, 1, 2)]
+    # seed 0: notebooks then controls; seed 1: notebooks fail, no controls; seed 2: both
+    assert [artifacts for _, artifacts in calls] == [str(tmp_path / f"seed{s}") for s in (0, 0, 1, 2, 2)]
     assert calls[0][0][1:3] == ["-m", "utils.runner"] and str(tmp_path / "seed0" / "notebooks") in calls[0][0]
-    assert summary["seeds"] == [0, 2] and summary["failed_seeds"] == [1]
+    assert calls[1][0][1:3] == ["-m", "utils.controls"]
+    assert summary["seeds"] == [0, 2] and summary["failed_seeds"] == [1] and summary["commits"] == ["abc1234"]
+    assert summary["figures"]["derived.controls_min"]["per_seed"] == {0: 0.5, 2: 0.5}
+    assert json.loads((tmp_path / "seed1" / "study_run.json").read_text())["commit"] == "abc1234"
     assert (tmp_path / "summary.md").read_text().count("Failed, left out: seed 1.") == 1
+
+
+def test_publish_copies_the_summary_seed0_and_its_notebooks(tmp_path):
+    root, docs, notebooks = tmp_path / "study", tmp_path / "docs", tmp_path / "notebooks"
+    (root / "seed0" / "tiny").mkdir(parents=True)
+    (root / "seed0" / "notebooks").mkdir()
+    notebooks.mkdir()
+    (root / "summary.json").write_text('{"figures": {}}')
+    (root / "summary.md").write_text("table")
+    (root / "seed0" / "tiny" / "results.json").write_text('{"a": 1}')
+    (root / "seed0" / "tiny" / "controls.json").write_text('{"b": 2}')
+    (root / "seed0" / "study_run.json").write_text('{"commit": "abc"}')
+    import nbformat
+
+    executed = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('show_study("teacher")'),
+                                               nbformat.v4.new_code_cell("1 + 1")])
+    nbformat.write(executed, root / "seed0" / "notebooks" / "01_x.ipynb")
+    (notebooks / "01_x.ipynb").write_text("old")
+    written = study.publish(root, "tiny", docs, notebooks)
+    assert {p.relative_to(tmp_path).as_posix() for p in written} == {
+        "docs/summary.json", "docs/summary.md", "docs/seed0/results.json", "docs/seed0/controls.json",
+        "docs/seed0/study_run.json", "notebooks/01_x.ipynb"}
+    published = nbformat.read(notebooks / "01_x.ipynb", as_version=4)
+    # the study cell shows the summary just published ("{}": no controls measured), the other cell is untouched
+    assert "have not been run on this code yet" in published.cells[0].outputs[0]["data"]["text/markdown"]
+    assert published.cells[1].outputs == []
+
+
+def test_teaching_times_come_from_the_summary(tmp_path):
+    notes = tmp_path / "teaching.md"
+    notes.write_text("**Time.** <!-- time:01 -->About 10 s (typed)<!-- /time --> of wall time.\n"
+                     "runs in <!-- time:02 -->about 5 s<!-- /time -->; <!-- time:09 -->kept<!-- /time -->\n")
+    summary = study.summarize(THREE_SEEDS)
+    summary["machine"]["cpus"], summary["commits"] = 2, ["abc1234"]
+    assert study.update_teaching(summary, notes) == 2
+    text = notes.read_text()
+    assert "<!-- time:01 -->About 60–90 s on a 2-core CPU (the README's study: 3 seeds, commit abc1234)<!-- /time -->" in text
+    assert "<!-- time:02 -->about 120–150 s on a 2-core CPU" in text and "<!-- time:09 -->kept<!-- /time -->" in text
+    assert study.update_teaching(summary, notes) == 2 and notes.read_text() == text   # idempotent
+
+
+def test_the_instructor_notes_mark_every_notebook_time():
+    from utils.artifacts import REPO_ROOT
+
+    marks = study.TIME_MARK.findall((REPO_ROOT / "docs" / "teaching.md").read_text())
+    assert sorted(nb for nb, _ in marks) == ["01", "02", "03", "04", "05"]
+
+
+def controls_of(gain, vs_steps, warm_gain, rl_gain, ratio):
+    """A controls.json with chosen numbers (fractions)."""
+    return {"seconds": {"models": 60.0},
+            "models": {"student": {"acc": 0.85}},
+            "paired": {"teacher_grpo_minus_teacher_sft": {"diff": gain}},
+            "rl_vs_more_sft": {"more_sft": {"tokens": {"acc": 0.70}, "steps": {"acc": 0.79}},
+                               "grpo_minus_more_sft_tokens": {"diff": 0.09},
+                               "grpo_minus_more_sft_steps": {"diff": vs_steps}},
+            "filter_grid": {t: {"error_rate": e, "filtered": {"acc": 0.8}, "unfiltered": {"acc": 0.8 - g},
+                                "filtered_minus_unfiltered": {"diff": g}}
+                            for t, e, g in (("warmup", 0.4, warm_gain), ("rl", 0.2, rl_gain))},
+            "budget_matched": {"acc_ratio": ratio, "teacher": {"acc": 0.85 / ratio},
+                               "student_minus_teacher": {"diff": 0.85 - 0.85 / ratio}}}
+
+
+def test_render_study_sections_say_what_the_seeds_show():
+    seeds = {s: {**THREE_SEEDS[s], "controls": controls_of(0.12 + 0.01 * s, -0.01 + 0.01 * s, 0.08 + 0.01 * s,
+                                                           0.02 + 0.005 * s, 1.1 + 0.01 * s)} for s in range(3)}
+    summary = study.summarize(seeds)
+    teacher = study.render_study("teacher", summary)
+    assert "GRPO − warm-up teacher: +13.0 pts (mean of 3 seeds, 95 % interval" in teacher
+    assert "RL and more SFT cannot be told apart" in teacher           # -1, 0, +1: the interval holds 0
+    grid = study.render_study("filter_grid", summary)
+    assert "Filtering is worth more with the weaker teacher" in grid   # gaps 6, 6.5, 7 points
+    student = study.render_study("student", summary)
+    assert "Student / budget-matched teacher: 111.0 %" in student
+    assert "the student is better" in student
+    lone = study.summarize({0: seeds[0]})
+    assert "One seed cannot say which way this goes." in study.render_study("teacher", lone)
+    old = study.summarize(THREE_SEEDS)   # a summary from before the controls existed
+    assert all("have not been run on this code yet" in study.render_study(s, old) for s in study.STUDY_SECTIONS)
+    with pytest.raises(ValueError, match="section must be one of"):
+        study.render_study("nope", summary)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import tempfile
 import time
+from contextlib import contextmanager
 
 from datasets import Dataset
 from transformers import TrainerCallback
 
 from .config import Run, stage_settings
-from .models import weights_bytes
+from .models import load_causal_lm, release, weights_bytes
 from .progress import calm_trainer_progress
 from .sft import TokenBudget
 from .tasks import Problem, answer_correct, check_format, verify
@@ -66,6 +67,19 @@ def group_advantages(rewards: list[float], group_size: int, scale: str = "group"
     elif scale == "batch" and r.numel() > 1:
         advantages = advantages / (r.std() + 1e-4)
     return advantages.flatten().tolist()
+
+
+@contextmanager
+def reloaded_policy(model, *, device: str, dtype=None, release_source: bool = False):
+    """A copy of ``model`` to train with GRPO, reloaded from a temporary folder that lasts while the
+    ``with`` block runs: TRL builds GRPO's KL reference from the policy's folder (its
+    ``name_or_path``), so the folder must hold the starting weights until training ends.
+    ``release_source``: move ``model`` off the GPU once it is saved (before the copy is loaded)."""
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        if release_source:
+            release(model)
+        yield load_causal_lm(folder, device=device, dtype=dtype)
 
 
 class _EvalCallback(TrainerCallback):

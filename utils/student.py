@@ -36,7 +36,7 @@ def ablation_rows(run: Run) -> dict[str, list[dict]]:
 
 
 def train_student(run: Run, rows: list[dict], *, curriculum: bool = False, packing: bool = False,
-                  progress: bool = True) -> tuple[object, SFTResult, EvalResult]:
+                  architecture: str = "student", progress: bool = True) -> tuple[object, SFTResult, EvalResult]:
     """Build the student, fine-tune it on ``rows``, evaluate it on the test split.
 
     Every arm gets the same budget, ``student_sft_steps``, long enough to converge: validation
@@ -46,14 +46,23 @@ def train_student(run: Run, rows: list[dict], *, curriculum: bool = False, packi
     arm that overfits its few rows is not punished for it. :func:`best_val` reads that
     checkpoint's validation accuracy off the curve; the returned evaluation is on test.
     The student reads the teacher's *text* with its own tokenizer (:func:`student_tokenizer`).
+
+    ``architecture="teacher"`` trains the *teacher's* architecture, from scratch, exactly so – same
+    rows, steps, batch and checkpoint choice – at the teacher's learning rate ``sft_lr`` and with its
+    tokenizer: the budget-matched teacher of ``make study`` (:mod:`utils.controls`).
     """
     from .splits import test_problems, val_problems
     from .teacher import accuracy_on
+    from .tokenizer import load_tokenizer, tokenizer_source
 
     prof = run.profile
-    tokenizer = student_tokenizer(run)
+    if architecture not in ("student", "teacher"):
+        raise ValueError(f"architecture must be 'student' or 'teacher', not {architecture!r}")
+    as_teacher = architecture == "teacher"
+    tokenizer = load_tokenizer(tokenizer_source(run)) if as_teacher else student_tokenizer(run)
     stage = stage_settings(prof, "student_sft")
-    model = build_causal_lm(prof.student, tokenizer, seed=run.seed, dtype=run.weights_dtype("student_sft")).to(run.device)
+    size, lr = (prof.teacher, prof.sft_lr) if as_teacher else (prof.student, prof.student_lr)
+    model = build_causal_lm(size, tokenizer, seed=run.seed, dtype=run.weights_dtype("student_sft")).to(run.device)
     if curriculum:   # the rows in training order, stage by stage (a pacing schedule), read once
         dataset = to_sft_dataset(curriculum_schedule(rows, steps=prof.student_sft_steps, batch_size=stage.batch,
                                                      seed=run.seed), shuffle=False)
@@ -61,7 +70,7 @@ def train_student(run: Run, rows: list[dict], *, curriculum: bool = False, packi
     else:
         dataset, patience_from = to_sft_dataset(rows, seed=run.seed), 0
     result = train_sft(model, tokenizer, dataset,
-                       steps=prof.student_sft_steps, lr=prof.student_lr, batch_size=stage.batch,
+                       steps=prof.student_sft_steps, lr=lr, batch_size=stage.batch,
                        gradient_checkpointing=stage.gradient_checkpointing,
                        seed=run.seed, curriculum=curriculum, packing=packing, max_length=prof.sft_max_length,
                        eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens, prof.gen_batch_size),
@@ -166,10 +175,9 @@ def distil_or_rl(run: Run, teacher_model, teacher_tokenizer, rows: list[dict], *
     (``correct``: per test problem, for paired comparisons; ``seconds``: training wall time).
     """
     import dataclasses
-    import tempfile
 
-    from .grpo import train_grpo
-    from .models import copy_model, load_causal_lm, release
+    from .grpo import reloaded_policy, train_grpo
+    from .models import copy_model, release
     from .splits import test_problems, train_problems, val_problems
 
     prof = run.profile
@@ -209,9 +217,7 @@ def distil_or_rl(run: Run, teacher_model, teacher_tokenizer, rows: list[dict], *
 
     rl_run = dataclasses.replace(run, profile=prof.replace(grpo_steps=cap, rl_batch_prompts=batch // prof.num_generations,
                                                            grpo_iterations=1, rl_warmup_steps=0, lora_rank=None))
-    with tempfile.TemporaryDirectory() as folder:   # TRL builds its KL reference from the policy's folder
-        warm.save_pretrained(folder)
-        policy = load_causal_lm(folder, device=run.device, dtype=run.weights_dtype("student_sft"))
+    with reloaded_policy(warm, device=run.device, dtype=run.weights_dtype("student_sft")) as policy:
         grpo = train_grpo(rl_run, policy, tokenizer, train_problems(run), eval_fn=None, eval_every=0,
                           reward="verifier", format_bonus=False, token_budget=budget, progress=progress)
     arms["grpo"] = outcome(policy, grpo["seconds"], grpo["tokens"], grpo["steps"])

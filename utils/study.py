@@ -6,13 +6,16 @@ seed in its own artifacts folder and summarizes the headline figures across seed
 
     artifacts/study/
         seed0/tiny/results.json      what ``make run SEED=0`` would have written, kept apart
+        seed0/tiny/controls.json     the study's controls (:mod:`utils.controls`, 1,000-problem splits)
         seed0/notebooks/             the executed notebooks of seed 0
+        seed0/study_run.json         the commit it ran and its minutes
         seed1/...
-        summary.json                 every headline figure: per-seed values, mean, sd, n, min
+        summary.json                 every headline figure: per-seed values, mean, sd, 95 % interval, n, min
         summary.md                   the same as a markdown table (also put into README.md)
 
 Run it with ``make study SEEDS="0 1 2"`` or ``python -m utils.study --seeds 0 1 2``;
-``--summarize-only`` re-summarizes the ``results.json`` files already there.
+``--summarize-only`` re-summarizes the seeds already there (seeds run in several sittings, on one
+commit, are summarized together this way; the table says if their commits differ).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -38,7 +42,8 @@ README_END = "<!-- study:end -->"
 
 # The headline figures, in table order: (key path, label, kind).
 # Keys under ``derived.`` are not in results.json; :func:`derived_figures` computes them from it.
-# Kinds: "pct" – a fraction, shown as a percentage; "pts" – percentage points; "min" – minutes.
+# Kinds: "pct" – a fraction, shown as a percentage; "pts" – percentage points; "diff" – a difference
+# of two fractions, shown in points; "min" – minutes; "s" – seconds.
 HEADLINE: list[tuple[str, str, str]] = [
     ("teacher.acc_sft", "teacher after SFT", "pct"),
     ("teacher.acc_ppo", "teacher after PPO", "pct"),
@@ -61,10 +66,41 @@ HEADLINE: list[tuple[str, str, str]] = [
     ("derived.grpo_gain_pts", "GRPO − SFT (teacher)", "pts"),
     ("derived.filter_gain_pts", "filtered − unfiltered (student)", "pts"),
     ("derived.wall_min", "whole series, wall time", "min"),
+    *[(f"wall_s.{nb}", f"notebook {nb}, wall time", "s") for nb in ("01", "02", "03", "04", "05")],
+    # The study's controls (utils.controls): validation and test of 1,000 problems each.
+    ("controls.models.teacher_sft.acc", "1,000 test: teacher after SFT (warm-up)", "pct"),
+    ("controls.models.teacher_ppo.acc", "1,000 test: teacher after PPO", "pct"),
+    ("controls.models.teacher_grpo.acc", "1,000 test: teacher after GRPO", "pct"),
+    ("controls.models.student.acc", "1,000 test: student (the saved one)", "pct"),
+    ("controls.paired.teacher_ppo_minus_teacher_sft.diff", "1,000 test: PPO − warm-up (teacher)", "diff"),
+    ("controls.paired.teacher_grpo_minus_teacher_sft.diff", "1,000 test: GRPO − warm-up (teacher)", "diff"),
+    ("controls.rl_vs_more_sft.more_sft.tokens.acc", "1,000 test: warm-up + more SFT, GRPO's tokens", "pct"),
+    ("controls.rl_vs_more_sft.more_sft.steps.acc", "1,000 test: warm-up + more SFT, GRPO's steps × batch", "pct"),
+    ("controls.rl_vs_more_sft.grpo_minus_more_sft_tokens.diff", "1,000 test: GRPO − more SFT (same tokens)", "diff"),
+    ("controls.rl_vs_more_sft.grpo_minus_more_sft_steps.diff", "1,000 test: GRPO − more SFT (same steps × batch)",
+     "diff"),
+    ("controls.filter_grid.warmup.error_rate", "grid: warm-up teacher's sampled error rate", "pct"),
+    ("controls.filter_grid.warmup.filtered.acc", "grid: student, warm-up teacher's data, filtered", "pct"),
+    ("controls.filter_grid.warmup.unfiltered.acc", "grid: student, warm-up teacher's data, unfiltered", "pct"),
+    ("controls.filter_grid.warmup.filtered_minus_unfiltered.diff", "grid: filtered − unfiltered, warm-up teacher",
+     "diff"),
+    ("controls.filter_grid.rl.error_rate", "grid: RL teacher's sampled error rate", "pct"),
+    ("controls.filter_grid.rl.filtered.acc", "grid: student, RL teacher's data, filtered", "pct"),
+    ("controls.filter_grid.rl.unfiltered.acc", "grid: student, RL teacher's data, unfiltered", "pct"),
+    ("controls.filter_grid.rl.filtered_minus_unfiltered.diff", "grid: filtered − unfiltered, RL teacher", "diff"),
+    ("derived.filter_gain_gap_pts", "grid: filtering's worth, warm-up teacher − RL teacher", "pts"),
+    ("controls.budget_matched.teacher.acc", "1,000 test: teacher architecture trained as the student", "pct"),
+    ("controls.budget_matched.acc_ratio", "student / budget-matched teacher accuracy", "pct"),
+    ("controls.budget_matched.student_minus_teacher.diff", "1,000 test: student − budget-matched teacher", "diff"),
+    ("derived.controls_min", "the study's controls, wall time", "min"),
 ]
 
 # How each kind is shown: (scale, unit, sign flag of the format spec).
-_DISPLAY = {"pct": (100, "%", ""), "pts": (1, "pts", "+"), "min": (1, "min", "")}
+_DISPLAY = {"pct": (100, "%", ""), "pts": (1, "pts", "+"), "diff": (100, "pts", "+"), "min": (1, "min", ""),
+            "s": (1, "s", "")}
+
+# Student's t quantile (0.975) by degrees of freedom, for the 95 % interval of a mean over a few seeds.
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 # ---------------------------------------------------------------------------------------
@@ -90,6 +126,11 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 def _gain_pts(new: float | None, old: float | None) -> float | None:
     return None if new is None or old is None else 100 * (new - old)
+
+
+def _controls_minutes(controls: Any) -> float | None:
+    seconds = controls.get("seconds") if isinstance(controls, dict) else None
+    return sum(seconds.values()) / 60 if isinstance(seconds, dict) and seconds else None
 
 
 def derived_figures(results: dict[str, Any]) -> dict[str, float]:
@@ -120,6 +161,9 @@ def derived_figures(results: dict[str, Any]) -> dict[str, float]:
         "grpo_gain_pts": _gain_pts(get("teacher.acc_grpo"), get("teacher.acc_sft")),
         "filter_gain_pts": _gain_pts(get("student.acc_filtered"), get("student.acc_unfiltered")),
         "wall_min": sum(wall_s) / 60 if wall_s else None,
+        "controls_min": _controls_minutes(results.get("controls")),
+        "filter_gain_gap_pts": _gain_pts(get("controls.filter_grid.warmup.filtered_minus_unfiltered.diff"),
+                                         get("controls.filter_grid.rl.filtered_minus_unfiltered.diff")),
     }
     return {name: value for name, value in figures.items() if value is not None}
 
@@ -163,12 +207,25 @@ def summarize(results_by_seed: dict[int, dict], profile: str = "tiny") -> dict[s
         if not per_seed:
             continue
         values = list(per_seed.values())
+        mean, sd = statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
         figures[key] = {"label": label, "kind": kind, "per_seed": per_seed, "n": len(values),
-                        "mean": statistics.fmean(values),
-                        "sd": statistics.stdev(values) if len(values) > 1 else None,
-                        "min": min(values)}
-    return {"seeds": seeds, "profile": profile, "machine": machine_info(),
+                        "mean": mean, "sd": sd, "min": min(values), "ci95": mean_interval(values)}
+    commits = sorted({r["_study_run"]["commit"] for r in results_by_seed.values()
+                      if isinstance(r.get("_study_run"), dict) and r["_study_run"].get("commit")})
+    return {"seeds": seeds, "profile": profile, "machine": machine_info(), "commits": commits,
             "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "figures": figures}
+
+
+def mean_interval(values: list[float]) -> list[float] | None:
+    """The 95 % interval of the mean of ``values`` (Student's t, n − 1 degrees of freedom): where the
+    mean over *other* seeds would be expected to fall. None for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return None
+    t = _T975.get(n - 1, 1.96 + 2.5 / (n - 1))   # beyond 10 seeds: close to the normal quantile
+    half = t * statistics.stdev(values) / n ** 0.5
+    mean = statistics.fmean(values)
+    return [mean - half, mean + half]
 
 
 def _number(value: float, kind: str, signed: bool = True) -> str:
@@ -197,10 +254,20 @@ def markdown_table(summary: dict[str, Any]) -> str:
                f"{summary['date_utc']} (UTC); mean ± sample standard deviation over the seeds.")
     if summary.get("failed_seeds"):
         caption += f" Failed, left out: seed {', '.join(map(str, summary['failed_seeds']))}."
-    lines = [caption, "", "| figure | mean ± sd | per seed |", "|---|---|---|"]
+    commits = summary.get("commits") or []
+    if len(commits) == 1:
+        caption += f" Code: commit {commits[0]}."
+    elif len(commits) > 1:
+        caption += f" ⚠ The seeds ran on different code (commits {', '.join(commits)})."
+    caption += (" The 95 % interval is that of the mean over the seeds (Student's t); each accuracy's own"
+                " interval over its test problems is in the seed's results (300 test problems in the notebooks,"
+                " 1,000 in the rows marked so).")
+    lines = [caption, "", "| figure | mean ± sd | 95 % interval of the mean | per seed |", "|---|---|---|---|"]
     for figure in summary["figures"].values():
         per_seed = ", ".join(format_value(v, figure["kind"]) for v in figure["per_seed"].values())
-        lines.append(f"| {figure['label']} | {format_mean_sd(figure)} | {per_seed} |")
+        ci = figure.get("ci95")
+        interval = f"[{_number(ci[0], figure['kind'])}, {_number(ci[1], figure['kind'])}]" if ci else "–"
+        lines.append(f"| {figure['label']} | {format_mean_sd(figure)} | {interval} | {per_seed} |")
     return "\n".join(lines) + "\n"
 
 
@@ -214,8 +281,29 @@ def load_study(root: Path, profile: str = "tiny") -> dict[int, dict]:
     for path in sorted(Path(root).glob(f"seed*/{profile}/results.json")):
         seed = path.parents[1].name.removeprefix("seed")
         if seed.isdigit():
-            found[int(seed)] = json.loads(path.read_text())
+            found[int(seed)] = read_seed(path.parents[1], profile)
     return found
+
+
+def read_seed(seed_dir: Path, profile: str = "tiny") -> dict[str, Any]:
+    """One seed's figures: its ``results.json``, with its controls (``controls.json``) under ``controls``
+    and how it was run (``study_run.json``: commit, minutes) under ``_study_run`` when they exist."""
+    results = json.loads((seed_dir / profile / "results.json").read_text())
+    for key, path in (("controls", seed_dir / profile / "controls.json"), ("_study_run", seed_dir / "study_run.json")):
+        if path.exists():
+            results[key] = json.loads(path.read_text())
+    return results
+
+
+def code_version() -> dict[str, Any]:
+    """The commit the study runs (short hash) and whether the working tree differs from it."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return {"commit": commit + ("+changes" if dirty else ""), "dirty": dirty}
 
 
 def write_summary(summary: dict[str, Any], root: Path) -> tuple[Path, Path]:
@@ -240,6 +328,76 @@ def update_readme(summary: dict[str, Any], readme: Path = REPO_ROOT / "README.md
     readme.write_text(text[:start] + "\n" + markdown_table(summary) + text[end:])
 
 
+DOCS = REPO_ROOT / "docs" / "study"
+TIME_MARK = re.compile(r"<!-- time:(\d\d) -->(.*?)<!-- /time -->", re.DOTALL)
+
+
+def notebook_time(summary: dict[str, Any], notebook: str) -> str | None:
+    """``about 380–410 s on a 2-core CPU (the README's study: 3 seeds, commit abc1234)``: notebook
+    ``notebook``'s wall time over the study's seeds, as docs/teaching.md states it; None if unmeasured."""
+    figure = summary["figures"].get(f"wall_s.{notebook}")
+    if figure is None:
+        return None
+    values = list(figure["per_seed"].values())
+    low, high = round(min(values)), round(max(values))
+    span = f"{low} s" if low == high else f"{low}–{high} s"
+    commits = summary.get("commits") or []
+    code = f", commit {commits[0]}" if len(commits) == 1 else ""
+    cpus = summary.get("machine", {}).get("cpus")
+    return (f"about {span} on a {cpus}-core CPU (the README's study: {figure['n']} seed"
+            f"{'s' if figure['n'] != 1 else ''}{code})")
+
+
+def update_teaching(summary: dict[str, Any], path: Path = REPO_ROOT / "docs" / "teaching.md") -> int:
+    """Replace each ``<!-- time:NN -->…<!-- /time -->`` of the instructor notes with notebook NN's
+    measured time (:func:`notebook_time`); returns how many were replaced."""
+    path = Path(path)
+    count = 0
+
+    def fill(match: re.Match) -> str:
+        nonlocal count
+        text = notebook_time(summary, match.group(1))
+        if text is None:
+            return match.group(0)
+        count += 1
+        text = text[0].upper() + text[1:] if match.group(2)[:1].isupper() else text
+        return f"<!-- time:{match.group(1)} -->{text}<!-- /time -->"
+
+    path.write_text(TIME_MARK.sub(fill, path.read_text()))
+    return count
+
+
+def publish(root: Path, profile: str = "tiny", docs: Path = DOCS, notebooks: Path | None = None) -> list[Path]:
+    """Make the study the course's one source of figures: copy its summary and its seed 0 (results,
+    controls, how it ran) into ``docs`` (committed: ``docs/study/``), and seed 0's executed notebooks
+    over the course's (``notebooks``, default ``notebooks/``; the Chinese ones are rebuilt from them),
+    so the committed notebooks are the study's seed-0 run. Returns the files written."""
+    import shutil
+
+    root, docs = Path(root), Path(docs)
+    notebooks = REPO_ROOT / "notebooks" if notebooks is None else Path(notebooks)
+    written = []
+    docs.mkdir(parents=True, exist_ok=True)
+    for name in ("summary.json", "summary.md"):
+        if (root / name).exists():
+            written.append(Path(shutil.copy2(root / name, docs / name)))
+    seed0 = root / "seed0"
+    if (seed0 / profile / "results.json").exists():
+        (docs / "seed0").mkdir(exist_ok=True)
+        for path in (seed0 / profile / "results.json", seed0 / profile / "controls.json", seed0 / "study_run.json"):
+            if path.exists():
+                written.append(Path(shutil.copy2(path, docs / "seed0" / path.name)))
+        executed = sorted((seed0 / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+        for path in executed:
+            written.append(Path(shutil.copy2(path, notebooks / path.name)))
+            refresh_study_cells(notebooks / path.name, load_summary(docs / "summary.json"))
+        if executed and notebooks == REPO_ROOT / "notebooks":
+            from .runner import rebuild_chinese
+
+            rebuild_chinese()
+    return written
+
+
 # ---------------------------------------------------------------------------------------
 # Running the study
 # ---------------------------------------------------------------------------------------
@@ -247,12 +405,17 @@ def update_readme(summary: dict[str, Any], readme: Path = REPO_ROOT / "README.md
 def run_study(seeds: list[int], profile: str = "tiny", root: Path = DEFAULT_ROOT) -> dict[str, Any] | None:
     """Run the whole series once per seed, each in ``<root>/seed<N>``, then summarize and write the summary.
 
-    Each seed runs ``python -m utils.runner`` in a subprocess with ``R1LAB_ARTIFACTS=<root>/seed<N>``,
-    so seeds never share (or overwrite) artifacts. A seed that fails is reported and left out; the
+    Each seed runs ``python -m utils.runner`` (the notebooks), then ``python -m utils.controls`` (the
+    study's controls, on 1,000-problem splits), in subprocesses with ``R1LAB_ARTIFACTS=<root>/seed<N>``,
+    so seeds never share (or overwrite) artifacts; ``<root>/seed<N>/study_run.json`` records the commit
+    and the minutes. A seed that fails is reported and left out; the
     summary covers the seeds that have results. Returns the summary (None if no seed has results).
     """
     root = Path(root).resolve()
-    start, failed, results_by_seed = time.perf_counter(), [], {}
+    start, failed, results_by_seed, version = time.perf_counter(), [], {}, code_version()
+    if version["dirty"]:
+        print(f"⚠ the working tree differs from commit {version['commit']}: the study will not name the code "
+              "it ran exactly (commit first)", file=sys.stderr, flush=True)
     for i, seed in enumerate(seeds, 1):
         seed_dir = root / f"seed{seed}"
         print(f"\n=== seed {seed} ({i}/{len(seeds)}) → {seed_dir}", flush=True)
@@ -262,13 +425,21 @@ def run_study(seeds: list[int], profile: str = "tiny", root: Path = DEFAULT_ROOT
                "--out", str(seed_dir / "notebooks")]
         code = subprocess.run(cmd, env=env, cwd=REPO_ROOT).returncode
         results_file = seed_dir / profile / "results.json"
+        notebooks_min = (time.perf_counter() - seed_start) / 60
+        if code == 0 and results_file.exists():   # the controls read the notebooks' artifacts
+            print(f"--- seed {seed}: the study's controls (utils.controls)", flush=True)
+            controls = [sys.executable, "-m", "utils.controls", "--profile", profile, "--seed", str(seed)]
+            code = subprocess.run(controls, env=env, cwd=REPO_ROOT).returncode
         minutes, total = (time.perf_counter() - seed_start) / 60, (time.perf_counter() - start) / 60
+        seed_dir.mkdir(parents=True, exist_ok=True)
+        (seed_dir / "study_run.json").write_text(json.dumps(
+            {**version, "notebooks_min": round(notebooks_min, 2), "minutes": round(minutes, 2)}, indent=1) + "\n")
         if code != 0 or not results_file.exists():
             print(f"✗ seed {seed} failed (exit code {code}) after {minutes:.1f} min; "
                   f"going on with the other seeds (elapsed {total:.1f} min)", file=sys.stderr, flush=True)
             failed.append(seed)
             continue
-        results_by_seed[seed] = json.loads(results_file.read_text())
+        results_by_seed[seed] = read_seed(seed_dir, profile)
         print(f"✓ seed {seed} in {minutes:.1f} min (elapsed {total:.1f} min)", flush=True)
 
     if not results_by_seed:
@@ -289,7 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="the study's folder")
     parser.add_argument("--summarize-only", action="store_true",
                         help="do not run: re-summarize <root>/seed*/<profile>/results.json")
-    parser.add_argument("--no-readme", action="store_true", help="do not put the table into README.md")
+    parser.add_argument("--no-readme", action="store_true",
+                        help="do not put the table into README.md, nor the summary, seed 0 and its notebooks "
+                             "into docs/study/ and notebooks/")
     args = parser.parse_args(argv)
 
     if args.summarize_only:
@@ -309,8 +482,158 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_readme:
         update_readme(summary)
         print(f"README.md updated (between {README_BEGIN} and {README_END})")
+        update_teaching(summary)
+        written = publish(args.root, args.profile)
+        print(f"published {len(written)} file(s): docs/study/ (summary, seed 0), notebooks/ (seed 0's run)")
     return 1 if summary.get("failed_seeds") else 0  # a failed seed fails `make study`, after the summary
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ---------------------------------------------------------------------------------------
+# The study's controls, rendered in the notebooks
+# ---------------------------------------------------------------------------------------
+
+STUDY_SECTIONS = ("teacher", "filter_grid", "student")
+
+
+def load_summary(path: Path = DOCS / "summary.json") -> dict[str, Any] | None:
+    """The committed study summary (``docs/study/summary.json``), or None if there is none."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _fig(summary: dict[str, Any], key: str) -> dict[str, Any] | None:
+    return summary["figures"].get(key)
+
+
+def _mean_ci(figure: dict[str, Any]) -> str:
+    """``+1.2 pts (95 % interval of the mean over 3 seeds [-0.5, +2.9])``, or the value of one seed."""
+    text = format_value(figure["mean"], figure["kind"])
+    ci = figure.get("ci95")
+    if ci:
+        text += (f" (mean of {figure['n']} seeds, 95 % interval [{_number(ci[0], figure['kind'])}, "
+                 f"{_number(ci[1], figure['kind'])}])")
+    else:
+        text += " (one seed: no interval over seeds)"
+    return text
+
+
+def _verdict(figure: dict[str, Any], better: str, worse: str, same: str) -> str:
+    """Which way a difference over seeds points: only when its interval of the mean excludes 0."""
+    ci = figure.get("ci95")
+    if not ci:
+        return "One seed cannot say which way this goes."
+    if ci[0] > 0:
+        return better
+    if ci[1] < 0:
+        return worse
+    return same
+
+
+def render_study(section: str, summary: dict[str, Any] | None = None) -> str:
+    """Markdown for one notebook's part of the study's controls (:mod:`utils.controls`), rendered from the
+    committed summary: ``"teacher"`` (notebook 02: RL on 1,000 test problems, RL vs more SFT),
+    ``"filter_grid"`` (notebook 03: filtering against the teacher's error rate), ``"student"`` (notebook
+    04: the budget-matched teacher, §4.1 over seeds). Says so when the study has not measured it yet."""
+    if section not in STUDY_SECTIONS:
+        raise ValueError(f"section must be one of {STUDY_SECTIONS}, not {section!r}")
+    summary = load_summary() if summary is None else summary
+    needed = {"teacher": "controls.rl_vs_more_sft.grpo_minus_more_sft_steps.diff",
+              "filter_grid": "controls.filter_grid.rl.filtered_minus_unfiltered.diff",
+              "student": "controls.budget_matched.acc_ratio"}[section]
+    if summary is None or _fig(summary, needed) is None:
+        return ("*The study's controls for this section have not been run on this code yet: `make study` measures "
+                "them (the README gives how long it takes) and this cell then shows them.*")
+    commits = summary.get("commits") or []
+    head = (f"**From the study** ({len(summary['seeds'])} seeds, profile `{summary['profile']}`"
+            f"{', commit ' + commits[0] if len(commits) == 1 else ''}, {summary['date_utc']}; "
+            "validation and test of 1,000 problems each, `make study`):\n\n")
+    f = lambda key: _fig(summary, key)  # noqa: E731
+    lines: list[str] = []
+    if section == "teacher":
+        gain, vs_steps, vs_tokens = (f("controls.paired.teacher_grpo_minus_teacher_sft.diff"),
+                                     f("controls.rl_vs_more_sft.grpo_minus_more_sft_steps.diff"),
+                                     f("controls.rl_vs_more_sft.grpo_minus_more_sft_tokens.diff"))
+        lines += [f"- GRPO − warm-up teacher: {_mean_ci(gain)}.",
+                  f"- The warm-up trained on with SFT instead: {_mean_ci(f('controls.rl_vs_more_sft.more_sft.tokens.acc'))} "
+                  f"for GRPO's tokens, {_mean_ci(f('controls.rl_vs_more_sft.more_sft.steps.acc'))} for GRPO's steps × batch.",
+                  f"- GRPO − more SFT: {_mean_ci(vs_tokens)} at the same tokens; {_mean_ci(vs_steps)} at the same "
+                  "steps × batch.", "",
+                  _verdict(vs_steps, "At the same steps × batch, RL beat simply training the warm-up longer.",
+                           "At the same steps × batch, training the warm-up longer beat RL: here RL's gain over the "
+                           "warm-up is a gain of more training, not of RL.",
+                           "At the same steps × batch, RL and more SFT cannot be told apart over these seeds: part or "
+                           "all of RL's gain over the warm-up may be a gain of more training. (Matched on tokens, "
+                           "SFT reads fewer rows: see the first comparison.)")]
+        r1z, cold = f("r1_zero.acc"), f("r1_zero.acc_cold_start")
+        if r1z and cold:
+            lines += ["", f"Section 6 over the seeds (300 test problems each): the R1-Zero miniature {_mean_ci(r1z)}, "
+                      f"the cold start {_mean_ci(cold)}."]
+    elif section == "filter_grid":
+        for teacher, name in (("warmup", "warm-up teacher"), ("rl", "RL teacher")):
+            base = f"controls.filter_grid.{teacher}"
+            lines.append(f"- {name}: sampled error rate {_mean_ci(f(base + '.error_rate'))}; student on its filtered data "
+                         f"{_mean_ci(f(base + '.filtered.acc'))}, on its unfiltered data "
+                         f"{_mean_ci(f(base + '.unfiltered.acc'))}; filtered − unfiltered "
+                         f"{_mean_ci(f(base + '.filtered_minus_unfiltered.diff'))}.")
+        warm, rl, gap = (f("controls.filter_grid.warmup.filtered_minus_unfiltered.diff"),
+                         f("controls.filter_grid.rl.filtered_minus_unfiltered.diff"), f("derived.filter_gain_gap_pts"))
+        lines += ["", "Every one of the four datasets has one row per prompt on the same prompts (those both teachers "
+                  "solved at least once), and every student the same steps: only the teacher's errors differ.",
+                  f"Filtering was worth {warm['mean'] * 100:+.1f} points with the warm-up teacher and "
+                  f"{rl['mean'] * 100:+.1f} with the RL teacher (means over the seeds; their intervals above); "
+                  f"the gap: {_mean_ci(gap)}.",
+                  _verdict(gap, "Filtering is worth more with the weaker teacher: it buys back what the teacher gets wrong.",
+                           "Filtering was worth more with the stronger teacher – against the lesson; a finding to "
+                           "investigate (the error rates above say how different the two teachers really were).",
+                           "Over these seeds the two teachers' gains from filtering cannot be told apart.")]
+    else:
+        ratio, diff = f("controls.budget_matched.acc_ratio"), f("controls.budget_matched.student_minus_teacher.diff")
+        lines += [f"- The teacher's architecture trained exactly as the student (same rows, steps × batch, checkpoint "
+                  f"choice): {_mean_ci(f('controls.budget_matched.teacher.acc'))} on 1,000 test problems; the student: "
+                  f"{_mean_ci(f('controls.models.student.acc'))}.",
+                  f"- Student / budget-matched teacher: {_mean_ci(ratio)}; student − budget-matched teacher: {_mean_ci(diff)}.",
+                  "", _verdict(diff, "Even against a teacher trained on its budget the student is better over these seeds.",
+                               "Against a teacher trained on the same budget the student is worse: its lead over the real "
+                               "teacher came from the budgets, not from being small.",
+                               "Against a teacher trained on the same budget the student cannot be told apart over these "
+                               "seeds.")]
+        arms = [(k, f(f"distil_vs_rl.acc_{k}")) for k in ("sft", "grpo", "onpolicy")]
+        if all(a for _, a in arms):
+            lines += ["", "§4.1 over the seeds (300 test problems each): " + "; ".join(
+                f"{name} {_mean_ci(a)}" for name, a in zip(("more SFT", "GRPO on the student", "on-policy distillation"),
+                                                           (a for _, a in arms))) + "."]
+    return head + "\n".join(lines)
+
+
+SHOW_CALL = re.compile(r"show_study\(\s*[\"'](\w+)[\"']\s*\)")
+
+
+def refresh_study_cells(notebook: Path, summary: dict[str, Any] | None) -> int:
+    """Give every ``show_study("…")`` cell of ``notebook`` the output it now renders from ``summary``
+    (what executing it would display), so that notebooks executed *before* the study's summary was
+    written show that summary. Returns the number of cells refreshed."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    count = 0
+    for cell in nb.cells:
+        match = SHOW_CALL.search(cell.source) if cell.cell_type == "code" else None
+        if match:
+            cell.outputs = [nbformat.v4.new_output(
+                "display_data", data={"text/markdown": render_study(match.group(1), summary),
+                                      "text/plain": "<IPython.core.display.Markdown object>"})]
+            count += 1
+    if count:
+        nbformat.write(nb, notebook)
+    return count
+
+
+def show_study(section: str) -> None:
+    """Display :func:`render_study` as Markdown (in a notebook)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(render_study(section)))

@@ -18,12 +18,29 @@ from .tasks import Problem
 from .time_plan import check_stage
 
 
-def accuracy_on(problems: list[Problem], tokenizer, max_new_tokens: int, batch_size: int = 1024):
+def accuracy_on(problems: list[Problem], tokenizer, max_new_tokens: int, batch_size: int = 1024, *,
+                judge=None):
     """``model -> greedy exact match on problems``: the function RL and SFT evaluate with
-    (``batch_size``: sequences per generate() call, the profile's ``gen_batch_size``)."""
+    (``batch_size``: sequences per generate() call, the profile's ``gen_batch_size``).
+
+    ``judge(completion, answer) -> bool`` replaces the verifier – R1-Zero's accuracy reward
+    (:func:`utils.tasks.answer_correct`) counts an answer with or without a think block."""
     def accuracy(model) -> float:
-        return evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens, batch_size=batch_size).accuracy
+        ev = evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        if judge is None:
+            return ev.accuracy
+        return sum(judge(c, p.answer) for c, p in zip(ev.completions, problems)) / len(problems)
     return accuracy
+
+
+def saved_test_correct(run: Run, saved: dict, model, tokenizer) -> list[int]:
+    """A saved stage's outcome per test problem (for paired comparisons). A stage saved by an older
+    version of the course has none: they are measured again, with ``model``."""
+    if saved.get("test_correct") is not None:
+        return saved["test_correct"]
+    return [int(c) for c in evaluate(model.to(run.device), tokenizer, test_problems(run),
+                                     max_new_tokens=run.profile.max_new_tokens,
+                                     batch_size=run.profile.gen_batch_size).correct]
 
 
 def train_teacher_sft(run: Run, *, eval_every: int = 0,
@@ -48,10 +65,7 @@ def train_teacher_sft(run: Run, *, eval_every: int = 0,
         result = SFTResult(losses=[tuple(x) for x in saved.get("losses", [])],
                            evals=[tuple(x) for x in saved.get("evals", [])],
                            seconds=m["sft_seconds"], tokens_per_s=saved.get("tokens_per_s", 0.0))
-        correct = saved.get("test_correct")
-        if correct is None:   # saved by an older version of the course: measure the outcomes again
-            correct = evaluate(model, saved_tok, test_problems(run), max_new_tokens=prof.max_new_tokens,
-                               batch_size=prof.gen_batch_size).correct
+        correct = saved_test_correct(run, saved, model, saved_tok)
         return model, result, EvalResult(m["acc"], m["acc_per_family"], completions=[], correct=[bool(c) for c in correct])
     check_stage(run, "teacher_sft")   # a plan over the GPU's memory stops here, before loading
     tokenizer = load_tokenizer(tokenizer_source(run))
@@ -137,11 +151,8 @@ def _load_rl(run: Run, stage: str) -> dict | None:
     if saved is None:
         return None
     policy, tokenizer = load_model_artifact(run.name, stage, device="cpu", dtype=run.weights_dtype("sampling"))
-    if "test_correct" not in saved:   # saved by an older version of the course: measure the outcomes again
-        prof = run.profile
-        saved["test_correct"] = [int(c) for c in evaluate(policy.to(run.device), tokenizer, test_problems(run),
-                                                         max_new_tokens=prof.max_new_tokens,
-                                                         batch_size=prof.gen_batch_size).correct]
+    if "test_correct" not in saved:   # saved by an older version of the course
+        saved["test_correct"] = saved_test_correct(run, saved, policy, tokenizer)
         release(policy)
     return {**saved, "best": tuple(saved["best"]), "evals": [tuple(e) for e in saved["evals"]],
             "policy": policy, "tokenizer": tokenizer, "loaded": True}
@@ -253,17 +264,6 @@ def samples_per_step(profile, method: str) -> float:
     raise ValueError(f"method must be 'ppo' or 'grpo', not {method!r}")
 
 
-def answer_accuracy_on(problems: list[Problem], tokenizer, max_new_tokens: int, batch_size: int = 1024):
-    """Like :func:`accuracy_on`, but an answer counts with or without a think block
-    (:func:`utils.tasks.answer_correct`): how R1-Zero's accuracy reward judges."""
-    from .tasks import answer_correct
-
-    def accuracy(model) -> float:
-        ev = evaluate(model, tokenizer, problems, max_new_tokens=max_new_tokens, batch_size=batch_size)
-        return sum(answer_correct(c, p.answer) for c, p in zip(ev.completions, problems)) / len(problems)
-    return accuracy
-
-
 def run_r1_zero(run: Run, *, progress: bool = True) -> dict:
     """R1-Zero vs cold start, in miniature: the R1-Zero arm.
 
@@ -278,10 +278,7 @@ def run_r1_zero(run: Run, *, progress: bool = True) -> dict:
     ``warmup_val_acc``, and the kept checkpoint on test: ``test_correct`` (answer correct, per
     problem), ``test_think_share`` and ``test_completions``.
     """
-    import tempfile
-
-    from .grpo import train_grpo
-    from .models import load_causal_lm
+    from .grpo import reloaded_policy, train_grpo
     from .tasks import answer_correct, answer_only, check_format
     from .tokenizer import load_tokenizer, tokenizer_source
 
@@ -290,18 +287,15 @@ def run_r1_zero(run: Run, *, progress: bool = True) -> dict:
     stage = stage_settings(prof, "teacher_sft")
     model = build_causal_lm(prof.teacher, tokenizer, seed=run.seed, dtype=run.weights_dtype("teacher_sft"))
     model = add_lora(model, stage.lora_rank).to(run.device)
-    answer_acc = answer_accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens, prof.gen_batch_size)
+    answer_acc = accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens, prof.gen_batch_size, judge=answer_correct)
     warm = train_sft(model, tokenizer, to_sft_dataset([answer_only(p) for p in train_problems(run)], seed=run.seed),
                      steps=prof.teacher_sft_steps, lr=prof.sft_lr, batch_size=stage.batch,
                      gradient_checkpointing=stage.gradient_checkpointing, **run.mixed_precision(),
                      scheduler=prof.sft_scheduler, seed=run.seed, max_length=prof.sft_max_length, progress=progress)
     model = merge_lora(model)
     warm_val = answer_acc(model)
-    with tempfile.TemporaryDirectory() as folder:   # TRL builds its KL reference from the policy's folder
-        model.save_pretrained(folder)
-        release(model)
-        policy = add_lora(load_causal_lm(folder, device=run.device, dtype=run.weights_dtype("grpo")),
-                          stage_settings(prof, "grpo").lora_rank)
+    with reloaded_policy(model, device=run.device, dtype=run.weights_dtype("grpo"), release_source=True) as policy:
+        policy = add_lora(policy, stage_settings(prof, "grpo").lora_rank)
         result = train_grpo(run, policy, tokenizer, train_problems(run), eval_fn=answer_acc,
                             eval_every=prof.rl_eval_every, reward="answer", format_bonus=True, progress=progress)
     problems = test_problems(run)
