@@ -237,7 +237,7 @@ def test_render_study_sections_say_what_the_seeds_show():
                                                            0.02 + 0.005 * s, 1.1 + 0.01 * s)} for s in range(3)}
     summary = study.summarize(seeds)
     teacher = study.render_study("teacher", summary)
-    assert "GRPO − warm-up teacher: +13.0 pts (mean of 3 seeds, 95 % interval" in teacher
+    assert "GRPO − warm-up teacher: +13.0 pts [" in teacher and "the mean over the seeds" in teacher
     assert "RL and more SFT cannot be told apart" in teacher           # -1, 0, +1: the interval holds 0
     grid = study.render_study("filter_grid", summary)
     assert "Filtering is worth more with the weaker teacher" in grid   # gaps 6, 6.5, 7 points
@@ -245,8 +245,24 @@ def test_render_study_sections_say_what_the_seeds_show():
     assert "Student / budget-matched teacher: 111.0 %" in student
     assert "the student is better" in student
     lone = study.summarize({0: seeds[0]})
-    assert "One seed cannot say which way this goes." in study.render_study("teacher", lone)
+    assert "Nothing was measured that could say which way this goes." in study.render_study("teacher", lone)
+    # one seed with its own paired interval over the test problems: the verdict follows that interval
+    paired = {**seeds[0]["controls"]["rl_vs_more_sft"]["grpo_minus_more_sft_steps"], "low": -0.04, "high": -0.01}
+    one = {**seeds[0], "controls": {**seeds[0]["controls"], "rl_vs_more_sft": {
+        **seeds[0]["controls"]["rl_vs_more_sft"], "grpo_minus_more_sft_steps": paired}}}
+    text = study.render_study("teacher", study.summarize({0: one}))
+    assert "(1 seed," in text and "training the warm-up longer beat RL" in text and "-1.0 pts [-4.0, -1.0]" in text
     old = study.summarize(THREE_SEEDS)   # a summary from before the controls existed
     assert all("have not been run on this code yet" in study.render_study(s, old) for s in study.STUDY_SECTIONS)
     with pytest.raises(ValueError, match="section must be one of"):
         study.render_study("nope", summary)
+
+
+def test_the_module_runs_main_after_every_definition():
+    """`python -m utils.study` runs main() when the guard is reached: everything main() uses must be above it."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(study))
+    last = tree.body[-1]
+    assert isinstance(last, ast.If) and "__main__" in ast.unparse(last.test)

@@ -210,10 +210,23 @@ def summarize(results_by_seed: dict[int, dict], profile: str = "tiny") -> dict[s
         mean, sd = statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
         figures[key] = {"label": label, "kind": kind, "per_seed": per_seed, "n": len(values),
                         "mean": mean, "sd": sd, "min": min(values), "ci95": mean_interval(values)}
+        intervals = {seed: own for seed in per_seed if (own := seed_interval(results_by_seed[seed], key))}
+        if intervals:   # each seed's own 95 % interval over its test problems (controls' figures)
+            figures[key]["per_seed_ci95"] = intervals
     commits = sorted({r["_study_run"]["commit"] for r in results_by_seed.values()
                       if isinstance(r.get("_study_run"), dict) and r["_study_run"].get("commit")})
     return {"seeds": seeds, "profile": profile, "machine": machine_info(), "commits": commits,
             "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "figures": figures}
+
+
+def seed_interval(results: dict[str, Any], key: str) -> list[float] | None:
+    """The 95 % interval one seed measured for figure ``key`` over its test problems – the ``low`` and
+    ``high`` beside an ``acc`` or a paired ``diff`` in the controls – or None."""
+    parent, _, leaf = key.rpartition(".")
+    if leaf not in ("acc", "diff"):
+        return None
+    low, high = get_number(results, f"{parent}.low"), get_number(results, f"{parent}.high")
+    return None if low is None or high is None else [low, high]
 
 
 def mean_interval(values: list[float]) -> list[float] | None:
@@ -259,12 +272,16 @@ def markdown_table(summary: dict[str, Any]) -> str:
         caption += f" Code: commit {commits[0]}."
     elif len(commits) > 1:
         caption += f" ⚠ The seeds ran on different code (commits {', '.join(commits)})."
-    caption += (" The 95 % interval is that of the mean over the seeds (Student's t); each accuracy's own"
-                " interval over its test problems is in the seed's results (300 test problems in the notebooks,"
-                " 1,000 in the rows marked so).")
+    caption += (" The 95 % interval is that of the mean over the seeds (Student's t). In the per-seed column, the"
+                " study's controls (rows on 1,000 test problems) carry each seed's own 95 % interval over its test"
+                " problems (paired, for differences); the notebooks' figures (300 test problems) have theirs in the"
+                " notebooks.")
     lines = [caption, "", "| figure | mean ± sd | 95 % interval of the mean | per seed |", "|---|---|---|---|"]
     for figure in summary["figures"].values():
-        per_seed = ", ".join(format_value(v, figure["kind"]) for v in figure["per_seed"].values())
+        own = figure.get("per_seed_ci95") or {}
+        per_seed = ", ".join(format_value(v, figure["kind"]) + (
+            f" [{_number(own[seed][0], figure['kind'])}, {_number(own[seed][1], figure['kind'])}]" if seed in own else "")
+            for seed, v in figure["per_seed"].items())
         ci = figure.get("ci95")
         interval = f"[{_number(ci[0], figure['kind'])}, {_number(ci[1], figure['kind'])}]" if ci else "–"
         lines.append(f"| {figure['label']} | {format_mean_sd(figure)} | {interval} | {per_seed} |")
@@ -488,9 +505,6 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if summary.get("failed_seeds") else 0  # a failed seed fails `make study`, after the summary
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 # ---------------------------------------------------------------------------------------
 # The study's controls, rendered in the notebooks
@@ -509,23 +523,29 @@ def _fig(summary: dict[str, Any], key: str) -> dict[str, Any] | None:
     return summary["figures"].get(key)
 
 
+def _interval(figure: dict[str, Any]) -> tuple[list[float] | None, str]:
+    """The interval that goes with a figure: over the seeds (mean of several), else the one seed's own
+    over its test problems; with a word on which it is."""
+    if figure.get("ci95"):
+        return figure["ci95"], f"mean of {figure['n']} seeds"
+    own = list((figure.get("per_seed_ci95") or {}).values())
+    return (own[0], "one seed, over its test problems") if own else (None, "")
+
+
 def _mean_ci(figure: dict[str, Any]) -> str:
-    """``+1.2 pts (95 % interval of the mean over 3 seeds [-0.5, +2.9])``, or the value of one seed."""
+    """``+1.2 pts [-0.5, +2.9]`` – the mean over seeds with its interval (or one seed's value with its
+    own interval over its test problems; a figure without one, such as an error rate, stands alone)."""
     text = format_value(figure["mean"], figure["kind"])
-    ci = figure.get("ci95")
-    if ci:
-        text += (f" (mean of {figure['n']} seeds, 95 % interval [{_number(ci[0], figure['kind'])}, "
-                 f"{_number(ci[1], figure['kind'])}])")
-    else:
-        text += " (one seed: no interval over seeds)"
-    return text
+    ci, _ = _interval(figure)
+    return text + (f" [{_number(ci[0], figure['kind'])}, {_number(ci[1], figure['kind'])}]" if ci else "")
 
 
 def _verdict(figure: dict[str, Any], better: str, worse: str, same: str) -> str:
-    """Which way a difference over seeds points: only when its interval of the mean excludes 0."""
-    ci = figure.get("ci95")
+    """Which way a difference points: only when its interval (of the mean over seeds, or one seed's
+    paired interval over its test problems) excludes 0."""
+    ci, _ = _interval(figure)
     if not ci:
-        return "One seed cannot say which way this goes."
+        return "Nothing was measured that could say which way this goes."
     if ci[0] > 0:
         return better
     if ci[1] < 0:
@@ -547,10 +567,13 @@ def render_study(section: str, summary: dict[str, Any] | None = None) -> str:
     if summary is None or _fig(summary, needed) is None:
         return ("*The study's controls for this section have not been run on this code yet: `make study` measures "
                 "them (the README gives how long it takes) and this cell then shows them.*")
-    commits = summary.get("commits") or []
-    head = (f"**From the study** ({len(summary['seeds'])} seeds, profile `{summary['profile']}`"
+    commits, n = summary.get("commits") or [], len(summary["seeds"])
+    intervals = ("the mean over the seeds, with the 95 % interval of that mean in brackets" if n > 1 else
+                 "one seed so far; in brackets its 95 % intervals over the test problems (paired, for differences) – "
+                 "over seeds, the other seeds of `make study` will tell")
+    head = (f"**From the study** ({n} seed{'s' if n != 1 else ''}, profile `{summary['profile']}`"
             f"{', commit ' + commits[0] if len(commits) == 1 else ''}, {summary['date_utc']}; "
-            "validation and test of 1,000 problems each, `make study`):\n\n")
+            f"validation and test of 1,000 problems each, `make study`; {intervals}):\n\n")
     f = lambda key: _fig(summary, key)  # noqa: E731
     lines: list[str] = []
     if section == "teacher":
@@ -565,7 +588,7 @@ def render_study(section: str, summary: dict[str, Any] | None = None) -> str:
                   _verdict(vs_steps, "At the same steps × batch, RL beat simply training the warm-up longer.",
                            "At the same steps × batch, training the warm-up longer beat RL: here RL's gain over the "
                            "warm-up is a gain of more training, not of RL.",
-                           "At the same steps × batch, RL and more SFT cannot be told apart over these seeds: part or "
+                           "At the same steps × batch, RL and more SFT cannot be told apart in this study: part or "
                            "all of RL's gain over the warm-up may be a gain of more training. (Matched on tokens, "
                            "SFT reads fewer rows: see the first comparison.)")]
         r1z, cold = f("r1_zero.acc"), f("r1_zero.acc_cold_start")
@@ -589,18 +612,18 @@ def render_study(section: str, summary: dict[str, Any] | None = None) -> str:
                   _verdict(gap, "Filtering is worth more with the weaker teacher: it buys back what the teacher gets wrong.",
                            "Filtering was worth more with the stronger teacher – against the lesson; a finding to "
                            "investigate (the error rates above say how different the two teachers really were).",
-                           "Over these seeds the two teachers' gains from filtering cannot be told apart.")]
+                           "In this study the two teachers' gains from filtering cannot be told apart.")]
     else:
         ratio, diff = f("controls.budget_matched.acc_ratio"), f("controls.budget_matched.student_minus_teacher.diff")
         lines += [f"- The teacher's architecture trained exactly as the student (same rows, steps × batch, checkpoint "
                   f"choice): {_mean_ci(f('controls.budget_matched.teacher.acc'))} on 1,000 test problems; the student: "
                   f"{_mean_ci(f('controls.models.student.acc'))}.",
                   f"- Student / budget-matched teacher: {_mean_ci(ratio)}; student − budget-matched teacher: {_mean_ci(diff)}.",
-                  "", _verdict(diff, "Even against a teacher trained on its budget the student is better over these seeds.",
+                  "", _verdict(diff, "Even against a teacher trained on its budget the student is better in this study.",
                                "Against a teacher trained on the same budget the student is worse: its lead over the real "
                                "teacher came from the budgets, not from being small.",
-                               "Against a teacher trained on the same budget the student cannot be told apart over these "
-                               "seeds.")]
+                               "Against a teacher trained on the same budget the student cannot be told apart from it in this "
+                               "study.")]
         arms = [(k, f(f"distil_vs_rl.acc_{k}")) for k in ("sft", "grpo", "onpolicy")]
         if all(a for _, a in arms):
             lines += ["", "§4.1 over the seeds (300 test problems each): " + "; ".join(
@@ -637,3 +660,7 @@ def show_study(section: str) -> None:
     from IPython.display import Markdown, display
 
     display(Markdown(render_study(section)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
