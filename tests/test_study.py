@@ -266,3 +266,18 @@ def test_the_module_runs_main_after_every_definition():
     tree = ast.parse(inspect.getsource(study))
     last = tree.body[-1]
     assert isinstance(last, ast.If) and "__main__" in ast.unparse(last.test)
+
+
+def test_seeds_on_two_commits_with_the_same_measuring_code(monkeypatch):
+    seeds = {s: {**THREE_SEEDS[s], "_study_run": {"commit": c}} for s, c in ((0, "aaa1111"), (1, "bbb2222"))}
+    monkeypatch.setattr(study, "measuring_code", lambda commit: "same hash")
+    table = study.markdown_table(study.summarize(seeds))
+    assert "Code: commits aaa1111, bbb2222, with the same measuring code" in table and "⚠" not in table
+    monkeypatch.setattr(study, "measuring_code", lambda commit: commit)   # every commit measures differently
+    assert "⚠ The seeds ran on different code" in study.markdown_table(study.summarize(seeds))
+
+
+def test_measuring_code_of_a_commit():
+    assert study.measuring_code("abc1234+changes") is None and study.measuring_code("no-such-commit") is None
+    head = study.measuring_code("HEAD")
+    assert head is not None and len(head) == 16 and study.measuring_code("HEAD") == head

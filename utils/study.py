@@ -215,8 +215,42 @@ def summarize(results_by_seed: dict[int, dict], profile: str = "tiny") -> dict[s
             figures[key]["per_seed_ci95"] = intervals
     commits = sorted({r["_study_run"]["commit"] for r in results_by_seed.values()
                       if isinstance(r.get("_study_run"), dict) and r["_study_run"].get("commit")})
+    same_code = len({measuring_code(c) for c in commits}) == 1 and measuring_code(commits[0]) is not None \
+        if len(commits) > 1 else None
     return {"seeds": seeds, "profile": profile, "machine": machine_info(), "commits": commits,
+            "same_measuring_code": same_code,
             "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "figures": figures}
+
+
+def measuring_code(commit: str) -> str | None:
+    """A hash of the code a seed measures with at ``commit``: ``utils/`` (all but this module, which only
+    summarizes and publishes), the code cells of the main notebooks, and ``pyproject.toml``. Seeds run
+    at two commits with the same hash ran the same measurements. None when git cannot tell (a commit
+    with uncommitted changes, or one this clone does not have)."""
+    import hashlib
+
+    if not commit or commit.endswith("+changes"):
+        return None
+
+    def git(*args: str) -> str | None:
+        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+        return done.stdout if done.returncode == 0 else None
+
+    listing = git("ls-tree", "-r", "--name-only", commit, "--", "utils", "notebooks", "pyproject.toml")
+    if listing is None:
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(listing.split()):
+        top_notebook = re.fullmatch(r"notebooks/\d\d_[^/]+\.ipynb", path)
+        if not (top_notebook or path == "pyproject.toml" or (path.endswith(".py") and path != "utils/study.py")):
+            continue
+        text = git("show", f"{commit}:{path}")
+        if text is None:
+            return None
+        if top_notebook:   # the code, not the outputs of the run that committed it
+            text = "\n".join("".join(c["source"]) for c in json.loads(text)["cells"] if c["cell_type"] == "code")
+        digest.update(path.encode() + b"\0" + text.encode() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def seed_interval(results: dict[str, Any], key: str) -> list[float] | None:
@@ -270,6 +304,9 @@ def markdown_table(summary: dict[str, Any]) -> str:
     commits = summary.get("commits") or []
     if len(commits) == 1:
         caption += f" Code: commit {commits[0]}."
+    elif len(commits) > 1 and summary.get("same_measuring_code"):
+        caption += (f" Code: commits {', '.join(commits)}, with the same measuring code (utils/ but the summary module,"
+                    " the notebooks' code cells and pyproject.toml are identical).")
     elif len(commits) > 1:
         caption += f" ⚠ The seeds ran on different code (commits {', '.join(commits)})."
     caption += (" The 95 % interval is that of the mean over the seeds (Student's t). In the per-seed column, the"
