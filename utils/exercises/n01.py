@@ -70,3 +70,60 @@ def check_token_count(answer: int | None, text: str = TOKEN_EXAMPLE) -> bool:
     hint = ("<think> and </think> are one token each, not 7 and 8 characters"
             if answer == len(text) else "one token per character, <think> and </think> count as one each")
     return verdict(ok, f"{n} tokens: the chain of thought, not the question, is most of the sequence", hint)
+
+
+# ---------------------------------------------------------------------------------------
+# Implementation exercise: write the soft-target KD loss
+# ---------------------------------------------------------------------------------------
+
+def _kd_cases():
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    cases = [(torch.randn(4, 10, generator=g) * 3, torch.randn(4, 10, generator=g) * 3, t) for t in (2.0, 4.0, 1.0)]
+    same = torch.randn(3, 7, generator=g)
+    cases.append((same.clone(), same.clone(), 4.0))                           # identical logits: loss 0
+    cases.append((torch.randn(1, 5, generator=g), torch.randn(1, 5, generator=g), 0.5))   # one row, T < 1
+    return cases
+
+
+def _kd_mistakes():
+    import torch.nn.functional as F
+
+    from .grading import Mistake
+
+    def no_t2(s, t, T):
+        return F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean")
+
+    def reversed_kl(s, t, T):
+        return F.kl_div(F.log_softmax(t / T, -1), F.softmax(s / T, -1), reduction="batchmean") * T**2
+
+    def teacher_not_softened(s, t, T):
+        return F.kl_div(F.log_softmax(s / T, -1), F.softmax(t, -1), reduction="batchmean") * T**2
+
+    def mean_over_everything(s, t, T):
+        p_teacher = F.softmax(t / T, -1)   # what reduction="mean" computes: divided by rows × vocabulary
+        return (p_teacher * (p_teacher.log() - F.log_softmax(s / T, -1))).mean() * T**2
+
+    return [
+        Mistake("missing T²", no_t2, "multiply the KL by T²: dividing the logits by T shrinks the soft-target "
+                "gradients by about 1/T², and T² brings them back to the scale of T = 1 (Hinton et al., 2015)"),
+        Mistake("reversed KL", reversed_kl, "the direction: KL(teacher ‖ student) = Σ p_teacher · (log p_teacher − "
+                "log p_student) – the teacher's probabilities weight the log-ratio"),
+        Mistake("teacher not softened", teacher_not_softened, "soften both distributions: divide the teacher's "
+                "logits by T as well as the student's"),
+        Mistake("mean over every number", mean_over_everything, "sum over the vocabulary and average over the rows "
+                "(`reduction=\"batchmean\"`); `\"mean\"` also divides by the vocabulary size"),
+    ]
+
+
+def check_kd_loss(fn) -> bool:
+    """Implementation exercise: ``fn(student_logits, teacher_logits, temperature)`` – (rows, vocab) logits –
+    returns the soft-target distillation loss T² · KL(p_T^teacher ‖ p_T^student), averaged over the rows.
+    Checked against :func:`utils.theory.kd_loss` (with ``labels=None``) on random logits and edge cases."""
+    from ..theory import kd_loss
+    from .grading import grade
+
+    return grade(fn, lambda s, t, T: kd_loss(s, t, None, temperature=T), _kd_cases(),
+                 right="your loss is the course's kd_loss: T² · KL(teacher ‖ student) on softened distributions",
+                 mistakes=_kd_mistakes())

@@ -61,3 +61,162 @@ def check_clip_prediction(answer: str) -> bool:
     return verdict(ok, "a narrower band [1 − ε, 1 + ε] leaves more tokens' ratios outside it, so more "
                        "tokens are clipped (and get no gradient)",
                    "the same ratios ρ_t, a narrower band [1 − ε, 1 + ε]: how many ρ_t fall outside it?")
+
+
+# ---------------------------------------------------------------------------------------
+# Implementation exercises: GAE, the clipped surrogate, GRPO's group advantages
+# ---------------------------------------------------------------------------------------
+
+def _gae_cases():
+    import torch
+
+    g = torch.Generator().manual_seed(2)
+    cases = [(torch.randn(6, generator=g), torch.randn(6, generator=g), gamma, lam)
+             for gamma, lam in ((1.0, 0.95), (0.9, 0.5), (0.99, 0.0), (1.0, 1.0))]
+    cases.append((torch.tensor([0.0, 0.0, 0.0, 1.0]), torch.tensor([0.2, 0.4, 0.5, 0.7]), 1.0, 0.95))  # reward at the end
+    cases.append((torch.tensor([0.5]), torch.tensor([0.3]), 1.0, 0.95))                                  # one token
+    return cases
+
+
+def _gae_loop(rewards, values, gamma, lam, *, next_value, lam_used=True):
+    """The learner's backward loop with one step of it swapped (for the typical mistakes)."""
+    import torch
+
+    adv, last = torch.zeros_like(rewards), 0.0
+    for t in reversed(range(len(rewards))):
+        delta = rewards[t] + gamma * next_value(values, t) - values[t]
+        last = delta + gamma * (lam if lam_used else 1.0) * last
+        adv[t] = last
+    return adv
+
+
+def _gae_mistakes():
+    from .grading import Mistake
+
+    def nxt(v, t):
+        return v[t + 1] if t + 1 < len(v) else 0.0
+
+    return [
+        Mistake("off by one step", lambda r, v, g, l: _gae_loop(r, v, g, l, next_value=lambda v, t: v[t]),
+                "off by one step: δ_t = r_t + γ·V_{t+1} − V_t needs the value of the *next* token, V_{t+1}, not V_t"),
+        Mistake("bootstrapped past the end", lambda r, v, g, l: _gae_loop(
+                    r, v, g, l, next_value=lambda v, t: v[t + 1] if t + 1 < len(v) else v[t]),
+                "after the last token the value is 0 – the response has ended, there is no next state to bootstrap from"),
+        Mistake("λ left out", lambda r, v, g, l: _gae_loop(r, v, g, l, next_value=nxt, lam_used=False),
+                "the recursion is A_t = δ_t + γ·λ·A_{t+1}: λ belongs in it (λ = 0 gives one-step TD, λ = 1 Monte Carlo)"),
+    ]
+
+
+def check_gae_impl(fn) -> bool:
+    """Implementation exercise: ``fn(rewards, values, gamma, lam)`` – 1-D tensors over one response's
+    tokens – returns the GAE advantages A_0 … A_{T-1} (value after the last token = 0). Checked against
+    :func:`utils.ppo.gae` on random sequences and edge cases (one token, λ = 0, λ = 1)."""
+    import torch
+
+    from ..ppo import gae
+    from .grading import grade
+
+    def reference(r, v, gamma, lam):
+        return gae(r[None], v[None], torch.ones(1, len(r)), gamma, lam)[0][0]
+
+    return grade(fn, reference, _gae_cases(), mistakes=_gae_mistakes(),
+                 right="your GAE matches utils.ppo.gae: δ_t backwards, A_t = δ_t + γ·λ·A_{t+1}")
+
+
+def _surrogate_cases():
+    import torch
+
+    g = torch.Generator().manual_seed(3)
+    cases = []
+    for eps in (0.2, 0.1):
+        logp = torch.randn(3, 5, generator=g) * 0.3 - 1
+        old = logp + torch.randn(3, 5, generator=g) * 0.4       # ratios well outside [1 − ε, 1 + ε] too
+        adv = torch.randn(3, 5, generator=g)
+        mask = (torch.rand(3, 5, generator=g) > 0.3).float()
+        mask[:, 0] = 1.0
+        cases.append((logp, old, adv, mask, eps))
+    return cases
+
+
+def _surrogate_mistakes():
+    import torch
+
+    from .grading import Mistake
+
+    def terms(logp, old, adv, eps):
+        ratio = torch.exp(logp - old)
+        return ratio * adv, torch.clamp(ratio, 1 - eps, 1 + eps) * adv
+
+    def masked(x, mask):
+        return (x * mask).sum() / mask.sum()
+
+    return [
+        Mistake("max instead of min", lambda lp, o, a, m, e: -masked(torch.max(*terms(lp, o, a, e)), m),
+                "the clip is on the wrong side: take the *minimum* of ρ·A and clip(ρ)·A – the pessimistic bound – "
+                "so a large ratio can never earn more than the clipped one"),
+        Mistake("no minus sign", lambda lp, o, a, m, e: masked(torch.min(*terms(lp, o, a, e)), m),
+                "an optimiser minimises the loss and PPO maximises the surrogate: return −mean(min(…))"),
+        Mistake("mask ignored", lambda lp, o, a, m, e: -torch.min(*terms(lp, o, a, e)).mean(),
+                "average over the real tokens only – Σ(x·mask)/Σ mask – padding must not count"),
+        Mistake("clipped term only", lambda lp, o, a, m, e: -masked(terms(lp, o, a, e)[1], m),
+                "the clipped term alone is not PPO's objective: min(ρ·A, clip(ρ, 1 − ε, 1 + ε)·A)"),
+    ]
+
+
+def check_clipped_surrogate(fn) -> bool:
+    """Implementation exercise: ``fn(logp, old_logp, advantages, mask, clip_epsilon)`` – (batch, T)
+    tensors – returns PPO's clipped surrogate loss, −masked mean of min(ρ·A, clip(ρ)·A), ρ = exp(logp −
+    old_logp). Checked against :func:`utils.ppo.policy_loss` on random batches with padding."""
+    from ..ppo import policy_loss
+    from .grading import grade
+
+    return grade(fn, lambda lp, o, a, m, e: policy_loss(lp, o, a, m, e)[0], _surrogate_cases(),
+                 mistakes=_surrogate_mistakes(), right="your loss is PPO's clipped surrogate (utils.ppo.policy_loss)")
+
+
+def _group_cases():
+    import torch
+
+    g = torch.Generator().manual_seed(4)
+    return [(torch.randint(0, 2, (12,), generator=g).float(), 4),
+            (torch.rand(8, generator=g), 2),
+            (torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0]), 4),     # an all-equal group: advantage 0
+            (torch.tensor([0.1, 1.1, 0.0, 1.0, 0.0, 0.0]), 3)]
+
+
+def _group_mistakes():
+    from .grading import Mistake
+
+    def groups(r, n):
+        return r.reshape(-1, n)
+
+    return [
+        Mistake("biased std", lambda r, n: ((groups(r, n) - groups(r, n).mean(1, keepdim=True))
+                                            / (groups(r, n).std(1, keepdim=True, unbiased=False) + 1e-4)).flatten(),
+                "the standard deviation is the unbiased one (n − 1), as torch.std and TRL compute it – "
+                "not `unbiased=False`"),
+        Mistake("no mean subtracted", lambda r, n: (groups(r, n) / (groups(r, n).std(1, keepdim=True) + 1e-4)).flatten(),
+                "subtract each group's mean first: the advantage says how much better a sample is than its siblings"),
+        Mistake("batch statistics", lambda r, n: (r - r.mean()) / (r.std() + 1e-4),
+                "normalise within each group of one prompt's samples, not over the whole batch"),
+        Mistake("no epsilon", lambda r, n: ((groups(r, n) - groups(r, n).mean(1, keepdim=True))
+                                            / groups(r, n).std(1, keepdim=True)).flatten(),
+                "add 1e-4 to the standard deviation before dividing: a group whose rewards are all equal has std 0, "
+                "and its advantages must come out 0, not NaN"),
+        Mistake("no std scaling", lambda r, n: (groups(r, n) - groups(r, n).mean(1, keepdim=True)).flatten(),
+                "divide by the group's standard deviation (+ 1e-4) – leaving it out is Dr. GRPO's variant, not GRPO's"),
+    ]
+
+
+def check_group_advantages_impl(fn) -> bool:
+    """Implementation exercise: ``fn(rewards, group_size)`` – a 1-D tensor, prompt-major (each prompt's
+    ``group_size`` samples together) – returns GRPO's advantages (r − group mean) / (group std + 1e-4),
+    std unbiased. Checked against :func:`utils.grpo.group_advantages` (``scale="group"``)."""
+    import torch
+
+    from ..grpo import group_advantages
+    from .grading import grade
+
+    return grade(fn, lambda r, n: torch.tensor(group_advantages(r.tolist(), n, "group")), _group_cases(),
+                 mistakes=_group_mistakes(), tol=1e-4,
+                 right="your advantages are GRPO's: each sample against its own group's mean and spread")

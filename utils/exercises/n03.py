@@ -54,3 +54,63 @@ def check_cap_kept(kept: int, rows: list[dict], m: int) -> bool:
     ok = kept is not None and abs(kept - actual) <= 0.01 * actual
     return verdict(ok, f"with m = {m} the verifier stage keeps {actual} of {len(rows)} samples",
                    "each prompt gives min(m, its number of distinct correct samples) – never more than m × prompts")
+
+
+# ---------------------------------------------------------------------------------------
+# Implementation exercise: a step-level filter
+# ---------------------------------------------------------------------------------------
+
+def step_filter_rows() -> list[dict]:
+    """Rows to filter: right chains of thought, a wrong final answer, a right answer reached through a
+    wrong step (two slips that cancel), a missing think block – each with its ``answer``."""
+    import random
+
+    from ..tasks import column_addition
+
+    rng, rows = random.Random(5), []
+    for _ in range(6):
+        p = column_addition(rng.randrange(100, 9999), rng.randrange(10, 999))
+        body, answer = p.completion.split("</think>")
+        steps = body.removeprefix("<think>").split(";")
+        first_sum = steps[0].rsplit("=", 1)
+        slipped = ";".join([f"{first_sum[0]}={int(first_sum[1]) + 1}", *steps[1:]])   # a wrong step, same answer
+        rows += [
+            {"prompt": p.prompt, "completion": p.completion, "answer": p.answer},
+            {"prompt": p.prompt, "completion": f"{body}</think>A:{int(p.answer) + 1}", "answer": p.answer},
+            {"prompt": p.prompt, "completion": f"<think>{slipped}</think>{answer}", "answer": p.answer},
+            {"prompt": p.prompt, "completion": answer, "answer": p.answer},
+        ]
+    return rows
+
+
+def _step_filter_reference(rows):
+    from ..tasks import steps_hold, verify
+
+    return [r for r in rows if verify(r["completion"], r["answer"]) and steps_hold(r["completion"])]
+
+
+def _step_filter_mistakes():
+    from ..tasks import answer_correct, steps_hold, verify
+    from .grading import Mistake
+
+    return [
+        Mistake("answer only", lambda rows: [r for r in rows if verify(r["completion"], r["answer"])],
+                "the final answer is not enough: a chain can reach it through a wrong step – check every step of the "
+                "think block too (utils.tasks.steps_hold)"),
+        Mistake("steps only", lambda rows: [r for r in rows if steps_hold(r["completion"])],
+                "true steps are not enough: the row must also be well-formed with the right final answer "
+                "(utils.tasks.verify)"),
+        Mistake("format ignored", lambda rows: [r for r in rows if answer_correct(r["completion"], r["answer"])
+                                                and steps_hold(r["completion"])],
+                "a row with no <think> block has no steps to check – keep only well-formed rows (verify checks the format)"),
+    ]
+
+
+def check_step_filter(fn) -> bool:
+    """Implementation exercise: ``fn(rows)`` keeps, in order, the rows whose completion is well-formed, ends in
+    the right answer (``row["answer"]``) *and* has every arithmetic step true. Checked on rows with right
+    chains, wrong answers, right answers through a wrong step, and no think block."""
+    from .grading import grade
+
+    return grade(fn, _step_filter_reference, [(step_filter_rows(),)], mistakes=_step_filter_mistakes(),
+                 right="your filter keeps exactly the rows whose every step and final answer are right")
