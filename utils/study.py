@@ -224,7 +224,8 @@ def summarize(results_by_seed: dict[int, dict], profile: str = "tiny") -> dict[s
 
 def measuring_code(commit: str) -> str | None:
     """A hash of the code a seed measures with at ``commit``: ``utils/`` (all but this module, which only
-    summarizes and publishes), the code cells of the main notebooks, and ``pyproject.toml``. Seeds run
+    summarizes and publishes, and the exercises' checkers, which only grade a learner's answers), the code
+    cells of the main notebooks, and ``pyproject.toml``. Seeds run
     at two commits with the same hash ran the same measurements. None when git cannot tell (a commit
     with uncommitted changes, or one this clone does not have)."""
     import hashlib
@@ -242,7 +243,8 @@ def measuring_code(commit: str) -> str | None:
     digest = hashlib.sha256()
     for path in sorted(listing.split()):
         top_notebook = re.fullmatch(r"notebooks/\d\d_[^/]+\.ipynb", path)
-        if not (top_notebook or path == "pyproject.toml" or (path.endswith(".py") and path != "utils/study.py")):
+        measuring = path.endswith(".py") and path != "utils/study.py" and not path.startswith("utils/exercises/")
+        if not (top_notebook or path == "pyproject.toml" or measuring):
             continue
         text = git("show", f"{commit}:{path}")
         if text is None:
@@ -305,8 +307,8 @@ def markdown_table(summary: dict[str, Any]) -> str:
     if len(commits) == 1:
         caption += f" Code: commit {commits[0]}."
     elif len(commits) > 1 and summary.get("same_measuring_code"):
-        caption += (f" Code: commits {', '.join(commits)}, with the same measuring code (utils/ but the summary module,"
-                    " the notebooks' code cells and pyproject.toml are identical).")
+        caption += (f" Code: commits {', '.join(commits)}, with the same measuring code (utils/ but the summary module"
+                    " and the exercises' checkers, the notebooks' code cells and pyproject.toml are identical).")
     elif len(commits) > 1:
         caption += f" ⚠ The seeds ran on different code (commits {', '.join(commits)})."
     caption += (" The 95 % interval is that of the mean over the seeds (Student's t). In the per-seed column, the"
