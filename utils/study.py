@@ -215,11 +215,17 @@ def summarize(results_by_seed: dict[int, dict], profile: str = "tiny") -> dict[s
             figures[key]["per_seed_ci95"] = intervals
     commits = sorted({r["_study_run"]["commit"] for r in results_by_seed.values()
                       if isinstance(r.get("_study_run"), dict) and r["_study_run"].get("commit")})
-    same_code = len({measuring_code(c) for c in commits}) == 1 and measuring_code(commits[0]) is not None \
-        if len(commits) > 1 else None
+    hashes = {measuring_code(c) for c in commits} if len(commits) > 1 else set()
+    same_code = (len(hashes) == 1 and None not in hashes) if hashes else None
     return {"seeds": seeds, "profile": profile, "machine": machine_info(), "commits": commits,
             "same_measuring_code": same_code,
             "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "figures": figures}
+
+
+def _git(*args: str) -> str | None:
+    """``git args`` in the repository: its standard output, or None when git fails."""
+    done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else None
 
 
 def measuring_code(commit: str) -> str | None:
@@ -232,12 +238,7 @@ def measuring_code(commit: str) -> str | None:
 
     if not commit or commit.endswith("+changes"):
         return None
-
-    def git(*args: str) -> str | None:
-        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
-        return done.stdout if done.returncode == 0 else None
-
-    listing = git("ls-tree", "-r", "--name-only", commit, "--", "utils", "notebooks", "pyproject.toml")
+    listing = _git("ls-tree", "-r", "--name-only", commit, "--", "utils", "notebooks", "pyproject.toml")
     if listing is None:
         return None
     digest = hashlib.sha256()
@@ -246,7 +247,7 @@ def measuring_code(commit: str) -> str | None:
         measuring = path.endswith(".py") and path != "utils/study.py" and not path.startswith("utils/exercises/")
         if not (top_notebook or path == "pyproject.toml" or measuring):
             continue
-        text = git("show", f"{commit}:{path}")
+        text = _git("show", f"{commit}:{path}")
         if text is None:
             return None
         if top_notebook:   # the code, not the outputs of the run that committed it
@@ -280,6 +281,11 @@ def mean_interval(values: list[float]) -> list[float] | None:
 def _number(value: float, kind: str, signed: bool = True) -> str:
     scale, _, sign = _DISPLAY[kind]
     return f"{value * scale:{sign if signed else ''}.1f}"
+
+
+def _bracket(interval: list[float], kind: str) -> str:
+    """``[-0.5, +2.9]``: an interval as the table and the notebooks show it."""
+    return f"[{_number(interval[0], kind)}, {_number(interval[1], kind)}]"
 
 
 def format_value(value: float, kind: str) -> str:
@@ -318,11 +324,10 @@ def markdown_table(summary: dict[str, Any]) -> str:
     lines = [caption, "", "| figure | mean ± sd | 95 % interval of the mean | per seed |", "|---|---|---|---|"]
     for figure in summary["figures"].values():
         own = figure.get("per_seed_ci95") or {}
-        per_seed = ", ".join(format_value(v, figure["kind"]) + (
-            f" [{_number(own[seed][0], figure['kind'])}, {_number(own[seed][1], figure['kind'])}]" if seed in own else "")
-            for seed, v in figure["per_seed"].items())
+        per_seed = ", ".join(format_value(v, figure["kind"]) + (f" {_bracket(own[seed], figure['kind'])}" if seed in own else "")
+                             for seed, v in figure["per_seed"].items())
         ci = figure.get("ci95")
-        interval = f"[{_number(ci[0], figure['kind'])}, {_number(ci[1], figure['kind'])}]" if ci else "–"
+        interval = _bracket(ci, figure["kind"]) if ci else "–"
         lines.append(f"| {figure['label']} | {format_mean_sd(figure)} | {interval} | {per_seed} |")
     return "\n".join(lines) + "\n"
 
@@ -353,12 +358,8 @@ def read_seed(seed_dir: Path, profile: str = "tiny") -> dict[str, Any]:
 
 def code_version() -> dict[str, Any]:
     """The commit the study runs (short hash) and whether the working tree differs from it."""
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    commit = (_git("rev-parse", "--short", "HEAD") or "").strip() or "unknown"
+    dirty = bool((_git("status", "--porcelain", "--untracked-files=no") or "").strip())
     return {"commit": commit + ("+changes" if dirty else ""), "dirty": dirty}
 
 
@@ -444,9 +445,10 @@ def publish(root: Path, profile: str = "tiny", docs: Path = DOCS, notebooks: Pat
             if path.exists():
                 written.append(Path(shutil.copy2(path, docs / "seed0" / path.name)))
         executed = sorted((seed0 / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+        summary = load_summary(docs / "summary.json")
         for path in executed:
             written.append(Path(shutil.copy2(path, notebooks / path.name)))
-            refresh_study_cells(notebooks / path.name, load_summary(docs / "summary.json"))
+            refresh_study_cells(notebooks / path.name, summary)
         if executed and notebooks == REPO_ROOT / "notebooks":
             from .runner import rebuild_chinese
 
@@ -544,7 +546,6 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if summary.get("failed_seeds") else 0  # a failed seed fails `make study`, after the summary
 
 
-
 # ---------------------------------------------------------------------------------------
 # The study's controls, rendered in the notebooks
 # ---------------------------------------------------------------------------------------
@@ -562,27 +563,26 @@ def _fig(summary: dict[str, Any], key: str) -> dict[str, Any] | None:
     return summary["figures"].get(key)
 
 
-def _interval(figure: dict[str, Any]) -> tuple[list[float] | None, str]:
+def _interval(figure: dict[str, Any]) -> list[float] | None:
     """The interval that goes with a figure: over the seeds (mean of several), else the one seed's own
-    over its test problems; with a word on which it is."""
+    over its test problems; None if it has neither."""
     if figure.get("ci95"):
-        return figure["ci95"], f"mean of {figure['n']} seeds"
+        return figure["ci95"]
     own = list((figure.get("per_seed_ci95") or {}).values())
-    return (own[0], "one seed, over its test problems") if own else (None, "")
+    return own[0] if own else None
 
 
 def _mean_ci(figure: dict[str, Any]) -> str:
     """``+1.2 pts [-0.5, +2.9]`` – the mean over seeds with its interval (or one seed's value with its
     own interval over its test problems; a figure without one, such as an error rate, stands alone)."""
-    text = format_value(figure["mean"], figure["kind"])
-    ci, _ = _interval(figure)
-    return text + (f" [{_number(ci[0], figure['kind'])}, {_number(ci[1], figure['kind'])}]" if ci else "")
+    ci = _interval(figure)
+    return format_value(figure["mean"], figure["kind"]) + (f" {_bracket(ci, figure['kind'])}" if ci else "")
 
 
 def _verdict(figure: dict[str, Any], better: str, worse: str, same: str) -> str:
     """Which way a difference points: only when its interval (of the mean over seeds, or one seed's
     paired interval over its test problems) excludes 0."""
-    ci, _ = _interval(figure)
+    ci = _interval(figure)
     if not ci:
         return "Nothing was measured that could say which way this goes."
     if ci[0] > 0:
@@ -595,7 +595,7 @@ def _verdict(figure: dict[str, Any], better: str, worse: str, same: str) -> str:
 def render_study(section: str, summary: dict[str, Any] | None = None) -> str:
     """Markdown for one notebook's part of the study's controls (:mod:`utils.controls`), rendered from the
     committed summary: ``"teacher"`` (notebook 02: RL on 1,000 test problems, RL vs more SFT),
-    ``"filter_grid"`` (notebook 03: filtering against the teacher's error rate), ``"student"`` (notebook
+    ``"filter_grid"`` (notebook 04: filtering against the teacher's error rate), ``"student"`` (notebook
     04: the budget-matched teacher, §4.1 over seeds). Says so when the study has not measured it yet."""
     if section not in STUDY_SECTIONS:
         raise ValueError(f"section must be one of {STUDY_SECTIONS}, not {section!r}")

@@ -68,6 +68,28 @@ def _where(exc: BaseException) -> str:
     return f" (line {frames[-1].lineno}: `{frames[-1].line}`)" if frames and frames[-1].line else ""
 
 
+def call_learner(fn: Callable[..., Any], args: Sequence[Any], *,
+                 mutated: str | None = None) -> tuple[Any, str | None]:
+    """Call the learner's ``fn`` on copies of ``args``: ``(result, None)``, or ``(None, hint)`` when it is not
+    a function, raises (its line quoted), is not written yet, returns None, or changes its inputs
+    (``mutated``: that hint in the exercise's own words)."""
+    if not callable(fn):
+        return None, f"pass the function itself (its name, no parentheses), not {type(fn).__name__}"
+    theirs = _snapshot(args)
+    try:
+        got = fn(*theirs)
+    except NotImplementedError:
+        return None, "the function is not written yet: replace `raise NotImplementedError` with its body"
+    except Exception as exc:  # noqa: BLE001 – any error of the learner's code is a hint, not a crash
+        return None, f"your function raised {type(exc).__name__}: {exc}{_where(exc)}"
+    if got is None:
+        return None, "your function returned None: write its body and end it with `return …`"
+    if any(not _same(a, b) for a, b in zip(theirs, args)):
+        return None, mutated or ("your function changed its inputs in place (an in-place op such as `+=`, `[...] =`, "
+                      "`.sort()` or `.sub_()` on an argument): work on new objects and leave the caller's alone")
+    return got, None
+
+
 def _compare_rows(got: Any, expected: list[dict], args: tuple, mistakes: Sequence[Mistake]) -> tuple[bool, str]:
     """A function that returns rows (a filter): the same rows, in the same order, as the reference."""
     if not isinstance(got, list) or not all(isinstance(r, dict) for r in got):
@@ -93,23 +115,10 @@ def diagnose(fn: Callable[..., Any], reference: Callable[..., Any], cases: Seque
     ``cases``: argument tuples (each copied before the call). ``reference`` gives the right result
     (a tensor, or a number); ``mistakes`` are tried, in order, when the values differ.
     """
-    if not callable(fn):
-        return False, f"pass the function itself (its name, no parentheses), not {type(fn).__name__}"
     for args in cases:
-        before = _snapshot(args)
-        try:
-            got = fn(*_snapshot(args))
-            mine_args = _snapshot(args)
-            fn(*mine_args)                      # a second call on copies we keep, to see whether it mutates them
-        except NotImplementedError:
-            return False, "the function is not written yet: replace `raise NotImplementedError` with its body"
-        except Exception as exc:  # noqa: BLE001 – any error of the learner's code is a hint, not a crash
-            return False, f"your function raised {type(exc).__name__}: {exc}{_where(exc)}"
-        if got is None:
-            return False, "your function returned None: write its body and end it with `return …`"
-        if any(not _same(a, b) for a, b in zip(mine_args, before)):
-            return False, ("your function changed its inputs in place (an in-place op such as `+=`, `[...] =` or "
-                           "`.sub_()` on an argument): work on new tensors and leave the caller's alone")
+        got, hint = call_learner(fn, args)
+        if hint:
+            return False, hint
         expected = reference(*_snapshot(args))
         if isinstance(expected, list) and all(isinstance(x, dict) for x in expected):   # rows, not numbers
             ok, hint = _compare_rows(got, expected, args, mistakes)

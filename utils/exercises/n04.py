@@ -71,25 +71,16 @@ def check_curriculum_sampler(fn) -> bool:
     shuffled rows of difficulty ≤ its level (reshuffling when the pool is used up). Checked for its length, its
     stages' pools, mixing within a stage and coverage – any shuffle that meets them is right (the course's is
     :func:`utils.sft.curriculum_schedule`)."""
-    import copy
+    from .grading import call_learner
 
-    from .grading import _where
-
-    if not callable(fn):
-        return verdict(False, "", f"pass the function itself (its name, no parentheses), not {type(fn).__name__}")
     for steps, batch_size, seed in ((6, 4, 0), (9, 5, 1), (3, 8, 2)):
         rows = curriculum_rows()
-        before = copy.deepcopy(rows)
-        try:
-            order = fn(rows, steps, batch_size, seed)
-        except NotImplementedError:
-            return verdict(False, "", "the function is not written yet: replace `raise NotImplementedError` with its body")
-        except Exception as exc:  # noqa: BLE001 – the learner's error is a hint
-            return verdict(False, "", f"your function raised {type(exc).__name__}: {exc}{_where(exc)}")
-        if rows != before:
-            return verdict(False, "", "your function changed `rows` (sorted or shuffled it in place?): "
-                                      "work on a copy – random.sample, or list(rows) before shuffling")
-        problem = curriculum_problems(order, before, steps, batch_size)
+        order, hint = call_learner(fn, (rows, steps, batch_size, seed),
+                                   mutated="your function changed `rows` (sorted or shuffled it in place?): "
+                                           "work on a copy – random.sample, or list(rows) before shuffling")
+        if hint:
+            return verdict(False, "", hint)
+        problem = curriculum_problems(order, rows, steps, batch_size)
         if problem:
             return verdict(False, "", f"{problem} (steps={steps}, batch_size={batch_size})")
     return verdict(True, "a pacing schedule: easy rows first, harder levels mixed in stage by stage, every batch "
