@@ -281,3 +281,16 @@ def test_measuring_code_of_a_commit():
     assert study.measuring_code("abc1234+changes") is None and study.measuring_code("no-such-commit") is None
     head = study.measuring_code("HEAD")
     assert head is not None and len(head) == 16 and study.measuring_code("HEAD") == head
+
+
+def test_mean_interval_is_cut_to_the_values_a_figure_can_take():
+    wide = study.mean_interval([0.003, 0.007, 0.013])              # three seeds near 0 %: t reaches below it
+    assert wide[0] < 0
+    cut = study.mean_interval([0.003, 0.007, 0.013], study.figure_bounds("r1_zero.acc", "pct"))
+    assert cut[0] == 0.0 and cut[1] == wide[1]
+    assert study.mean_interval([0.95, 0.99, 0.999], (0.0, 1.0))[1] == 1.0
+    assert study.figure_bounds("controls.filter_grid.rl.error_rate", "pct") == (0.0, 1.0)
+    assert study.figure_bounds("derived.acc_ratio", "pct") == (0.0, None)           # a ratio may pass 100 %
+    assert study.figure_bounds("derived.latency_reduction", "pct") == (None, 1.0)   # a slower student: below 0
+    assert study.figure_bounds("controls.paired.teacher_ppo_minus_teacher_sft.diff", "diff") == (-1.0, 1.0)
+    assert study.figure_bounds("derived.wall_min", "min") == (0.0, None)

@@ -209,7 +209,7 @@ def summarize(results_by_seed: dict[int, dict], profile: str = "tiny") -> dict[s
         values = list(per_seed.values())
         mean, sd = statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
         figures[key] = {"label": label, "kind": kind, "per_seed": per_seed, "n": len(values),
-                        "mean": mean, "sd": sd, "min": min(values), "ci95": mean_interval(values)}
+                        "mean": mean, "sd": sd, "min": min(values), "ci95": mean_interval(values, figure_bounds(key, kind))}
         intervals = {seed: own for seed in per_seed if (own := seed_interval(results_by_seed[seed], key))}
         if intervals:   # each seed's own 95 % interval over its test problems (controls' figures)
             figures[key]["per_seed_ci95"] = intervals
@@ -266,16 +266,34 @@ def seed_interval(results: dict[str, Any], key: str) -> list[float] | None:
     return None if low is None or high is None else [low, high]
 
 
-def mean_interval(values: list[float]) -> list[float] | None:
+def mean_interval(values: list[float], bounds: tuple[float | None, float | None] = (None, None)) -> list[float] | None:
     """The 95 % interval of the mean of ``values`` (Student's t, n − 1 degrees of freedom): where the
-    mean over *other* seeds would be expected to fall. None for fewer than two values."""
+    mean over *other* seeds would be expected to fall, cut to ``bounds`` – the values the figure can take
+    (an accuracy lies in [0, 1]: with three seeds t's interval can reach past it). None for fewer than
+    two values."""
     n = len(values)
     if n < 2:
         return None
     t = _T975.get(n - 1, 1.96 + 2.5 / (n - 1))   # beyond 10 seeds: close to the normal quantile
     half = t * statistics.stdev(values) / n ** 0.5
     mean = statistics.fmean(values)
-    return [mean - half, mean + half]
+    low, high = bounds
+    return [mean - half if low is None else max(low, mean - half), mean + half if high is None else min(high, mean + half)]
+
+
+def figure_bounds(key: str, kind: str) -> tuple[float | None, float | None]:
+    """The values figure ``key`` can take: accuracies and error rates in [0, 1], differences of two accuracies
+    in [−1, 1] (in points: [−100, 100]), times, ratios and shares not below 0."""
+    last = key.rsplit(".", 1)[-1]
+    if kind == "pct" and (last.startswith("acc") and "ratio" not in last or last == "error_rate"):
+        return (0.0, 1.0)
+    if last == "latency_reduction":   # 1 − student/teacher: below 0 when the student is slower
+        return (None, 1.0)
+    if kind == "diff":
+        return (-1.0, 1.0)
+    if kind == "pts":
+        return (-100.0, 100.0)
+    return (0.0, None)
 
 
 def _number(value: float, kind: str, signed: bool = True) -> str:
@@ -317,7 +335,8 @@ def markdown_table(summary: dict[str, Any]) -> str:
                     " and the exercises' checkers, the notebooks' code cells and pyproject.toml are identical).")
     elif len(commits) > 1:
         caption += f" ⚠ The seeds ran on different code (commits {', '.join(commits)})."
-    caption += (" The 95 % interval is that of the mean over the seeds (Student's t). In the per-seed column, the"
+    caption += (" The 95 % interval is that of the mean over the seeds (Student's t), cut to the values the figure can"
+                " take (an accuracy to [0, 100 %]). In the per-seed column, the"
                 " study's controls (rows on 1,000 test problems) carry each seed's own 95 % interval over its test"
                 " problems (paired, for differences); the notebooks' figures (300 test problems) have theirs in the"
                 " notebooks.")
