@@ -1,5 +1,6 @@
 # R1 Distill Lab – the README's commands. Everything runs in ./.venv, created on first use.
 #   make run   [PROFILE=tiny] [SEED=0]   execute every notebook headless, print the results table
+#   make class                          classroom replay: save every long cell's run once, time the replay
 #   make solutions                      execute the exercises' solution notebooks (after make run)
 #   make zh                             rebuild the Chinese notebooks (notebooks/zh/) from the English ones + catalogues
 #   make test                           unit tests + nbval over every notebook (what CI runs)
@@ -25,7 +26,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 export PYTHONWARNINGS := ignore
 
-.PHONY: setup venv run solutions zh study test unit bench lab browser badges gpu-check colab-dryrun clean
+.PHONY: setup venv run class solutions zh study test unit bench lab browser badges gpu-check colab-dryrun clean
 
 setup: venv
 	@$(MAKE) --no-print-directory $(STAMP)
@@ -50,6 +51,11 @@ $(STAMP): pyproject.toml
 
 run: setup
 	R1LAB_PROFILE=$(PROFILE) R1LAB_SEED=$(SEED) $(PY) -m utils.runner --profile $(PROFILE) --seed $(SEED)
+
+# Classroom replay: the saved run of every long cell (a real run first if there is none), then each notebook in
+# replay mode, timed; prints the pack's size. In class: R1LAB_REPLAY=1 make lab. See utils/replay.py.
+class: setup
+	R1LAB_PROFILE=$(PROFILE) R1LAB_SEED=$(SEED) $(PY) -m utils.runner --profile $(PROFILE) --seed $(SEED) --class
 
 # The exercises' worked solutions, executed in place (after `make run`: they read its artifacts).
 solutions: setup

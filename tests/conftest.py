@@ -22,3 +22,12 @@ def char_tokenizer():
     from utils.tokenizer import build_char_tokenizer
 
     return build_char_tokenizer()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "after_notebooks: runs after every other item (it needs the notebooks' run)")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Items marked ``after_notebooks`` go last: in `make test` they find what nbval's notebook runs saved."""
+    items.sort(key=lambda item: item.get_closest_marker("after_notebooks") is not None)

@@ -60,3 +60,50 @@ def test_group_advantages_by_hand():
         group_advantages([1, 0, 1], 2)
     with pytest.raises(ValueError):
         group_advantages([1, 0], 2, "mean")
+
+
+# ---------------------------------------------------------------------------------------
+# The implementation exercises 4–6 as the notebooks hold them
+# ---------------------------------------------------------------------------------------
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+_NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+# (exercise cell in 02_ppo_teacher, its solution in solutions/02_ppo_teacher, the function's name)
+IMPL_EXERCISES = [("b1d0a00a", "b1d0a0f2", "my_gae"), ("b1d0a00c", "b1d0a0f4", "my_clipped_surrogate"),
+                  ("b1d0a00e", "b1d0a0f6", "my_group_advantages")]
+
+
+def _cell(path: Path, cell_id: str) -> str:
+    return next("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["id"] == cell_id)
+
+
+@pytest.mark.parametrize("exercise, _, name", IMPL_EXERCISES)
+def test_an_unwritten_exercise_prints_a_hint_and_does_not_raise(exercise, _, name, capsys):
+    ns = {"torch": torch}
+    exec(_cell(_NOTEBOOKS / "02_ppo_teacher.ipynb", exercise), ns)
+    assert ns["passed"] is False
+    assert "not written yet" in capsys.readouterr().out
+    assert callable(ns[name])
+
+
+@pytest.mark.parametrize("_, solution, name", IMPL_EXERCISES)
+def test_the_worked_solutions_pass_their_checkers(_, solution, name, capsys):
+    ns = {"torch": torch}
+    exec(_cell(_NOTEBOOKS / "solutions" / "02_ppo_teacher.ipynb", solution), ns)   # asserts the checker's True
+    assert capsys.readouterr().out.startswith("✓")
+
+
+@pytest.mark.parametrize("exercise, solution, name", IMPL_EXERCISES)
+def test_exercise_and_solution_share_the_signature_and_docstring(exercise, solution, name):
+    import inspect
+
+    funcs = []
+    for path, cell in ((_NOTEBOOKS / "02_ppo_teacher.ipynb", exercise), (_NOTEBOOKS / "solutions" / "02_ppo_teacher.ipynb", solution)):
+        ns = {"torch": torch}
+        source = _cell(path, cell).rsplit("\n\n\n", 1)[0]     # the import and the def, not the checker's call
+        exec(source, ns)
+        funcs.append(ns[name])
+    assert inspect.signature(funcs[0]) == inspect.signature(funcs[1])
+    assert funcs[0].__doc__ == funcs[1].__doc__

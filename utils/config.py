@@ -22,7 +22,7 @@ import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping, Sequence
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -399,6 +399,7 @@ class ArtifactSpec:
     fields: tuple[str, ...]
     notebook: str
     seeded: bool = True
+    functions: tuple[str, ...] = ()   # roles of functions a notebook may pass in (see Run.using)
 
 
 ARTIFACTS: dict[str, ArtifactSpec] = {
@@ -412,10 +413,11 @@ ARTIFACTS: dict[str, ArtifactSpec] = {
     "teacher": ArtifactSpec(("teacher_sft", "reward_model"), _EVAL + (
         "ppo_steps", "grpo_steps", "rl_eval_every", "rl_lr", "rl_warmup_steps", "rl_batch_prompts",
         "num_generations", "kl_beta", "grpo_scale_rewards", "grpo_loss_type", "grpo_iterations",
-        "grpo_format_reward", "ppo_batch", "ppo_lr", "ppo_lambda", "ppo_rm_weight"), "02"),
+        "grpo_format_reward", "ppo_batch", "ppo_lr", "ppo_lambda", "ppo_rm_weight"), "02",
+        functions=("grpo_rewards",)),
     "distill_data": ArtifactSpec(("teacher", "reward_model"), _EVAL + (
         "n_distill_prompts", "samples_per_prompt", "temperature", "top_p", "max_correct_per_prompt",
-        "reward_threshold", "decontam_unit", "gen_batch_size"), "03"),
+        "reward_threshold", "decontam_unit", "gen_batch_size"), "03", functions=("filter_stages",)),
     "student": ArtifactSpec(("distill_data", "tokenizer"), _EVAL + (
         "n_train", "student", "student_sft_steps", "student_eval_every", "student_batch_size",
         "student_patience", "student_lr", "sft_max_length", "gradient_checkpointing"), "04"),
@@ -430,22 +432,49 @@ _GRPO = ("grpo_steps", "rl_eval_every", "rl_lr", "rl_warmup_steps", "rl_batch_pr
          "gen_batch_size")
 ARTIFACTS["teacher_ppo_rm"] = ArtifactSpec(("teacher_sft", "reward_model"), _EVAL + _PPO, "02")
 ARTIFACTS["teacher_ppo"] = ArtifactSpec(("teacher_sft", "reward_model"), _EVAL + _PPO, "02")
-ARTIFACTS["teacher_grpo"] = ArtifactSpec(("teacher_sft",), _EVAL + _GRPO, "02")
+ARTIFACTS["teacher_grpo"] = ArtifactSpec(("teacher_sft",), _EVAL + _GRPO, "02", functions=("grpo_rewards",))
 #: Profile fields no artifact depends on (a test checks every field is in one list or the other).
 NOT_IN_ARTIFACTS = ("name", "distil_vs_rl_warmup", "distil_vs_rl_steps", "r1_zero", "serve_max_new_tokens", "serve_concurrency",
                     "serve_queue_size", "serve_max_prompt_chars", "gpu_gb", "serve_model", "torch_threads",
                     "hub_offline", "require_cuda", "extra")
 
 
-def fingerprint(profile: Profile, seed: int, name: str) -> str:
-    """A short hash of everything artifact ``name`` is made from: its profile fields, the seed
-    (if it depends on it) and, recursively, its inputs' fingerprints."""
+def function_source(fn: Callable) -> str:
+    """The source of ``fn`` (a notebook cell's function included: IPython keeps cells' sources
+    where :mod:`inspect` finds them), dedented; for a function without source, its bytecode and
+    constants, so that two different functions never read the same."""
+    import inspect
+    import textwrap
+
+    try:
+        return textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        if code is None:
+            raise TypeError(f"{fn!r} is not a Python function: pass a function defined with def") from None
+        return f"{fn.__qualname__}\n{code.co_code.hex()}\n{code.co_consts!r}\n{code.co_names!r}"
+
+
+def functions_hash(fns: Sequence[Callable]) -> str:
+    """A short hash of the sources of ``fns``, in order: the part of an artifact's fingerprint
+    that says which functions (reward functions, filter stages) made it."""
     import hashlib
 
+    return hashlib.sha256("\n\0".join(function_source(f) for f in fns).encode()).hexdigest()[:16]
+
+
+def fingerprint(profile: Profile, seed: int, name: str, functions: Mapping[str, str] | None = None) -> str:
+    """A short hash of everything artifact ``name`` is made from: its profile fields, the seed
+    (if it depends on it), the hashes of the functions passed in for its roles (only those that
+    differ from the package's own, see :meth:`Run.using`) and, recursively, its inputs' fingerprints."""
+    import hashlib
+
+    functions = functions or {}
     spec = ARTIFACTS[name]
     parts = [name, *(f"{f}={getattr(profile, f)!r}" for f in spec.fields)]
     parts += [f"seed={seed}"] if spec.seeded else []
-    parts += [fingerprint(profile, seed, i) for i in spec.inputs]
+    parts += [f"{role}={functions[role]}" for role in spec.functions if role in functions]
+    parts += [fingerprint(profile, seed, i, functions) for i in spec.inputs]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -457,10 +486,26 @@ class Run:
     seed: int
     device: str
     dtype: Any
+    functions: dict[str, str] = field(default_factory=dict)  # role -> hash, for functions a notebook passed in
 
     @property
     def name(self) -> str:
         return self.profile.name
+
+    def using(self, role: str, fns: Sequence[Callable], default: Sequence[Callable]) -> list[Callable]:
+        """Record that this run makes ``role``'s artifacts with ``fns`` (a notebook's reward functions
+        or filter stages) and return them. Functions whose sources equal the package's ``default``
+        leave every fingerprint as it was; edited ones change the fingerprint of every artifact made
+        with them and of everything made from those, so nothing saved with other functions is reused."""
+        fns = list(fns)
+        if not fns or not all(callable(f) for f in fns):
+            raise TypeError(f"{role}: pass a non-empty list of functions, not {fns!r}")
+        digest = functions_hash(fns)
+        if digest == functions_hash(list(default)):
+            self.functions.pop(role, None)
+        else:
+            self.functions[role] = digest
+        return fns
 
     def weights_dtype(self, stage: str):
         """The torch dtype ``stage``'s weights are loaded in (see :class:`StageSettings`)."""
@@ -478,7 +523,7 @@ class Run:
 
     def fingerprint(self, artifact: str) -> str:
         """The fingerprint artifact ``artifact`` of this run must carry (see :func:`fingerprint`)."""
-        return fingerprint(self.profile, self.seed, artifact)
+        return fingerprint(self.profile, self.seed, artifact, self.functions)
 
 
 def make_run(profile: str | None = None, seed: int | None = None, *, quiet: bool = False) -> Run:

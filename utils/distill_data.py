@@ -17,6 +17,7 @@ import json
 import re
 import time
 from collections import Counter
+from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -27,6 +28,22 @@ from .tasks import Problem, check_format, verify
 # ---------------------------------------------------------------------------------------
 # 1. Sampling
 # ---------------------------------------------------------------------------------------
+
+
+def sample_stage(run: Run, model, tokenizer, problems: Sequence[Problem], *, progress: bool = True) -> tuple[list[dict], dict]:
+    """Notebook 03's sampling: :func:`sample_candidates` with the profile's k, temperature, top-p,
+    length and batch. Saved as the replay record ``samples``, which classroom replay
+    (``R1LAB_REPLAY=1``, :mod:`utils.replay`) loads instead of sampling."""
+    from .replay import load_record, save_record
+
+    if (saved := load_record(run, "samples")) is not None:
+        return saved["rows"], saved["stats"]
+    prof = run.profile
+    rows, stats = sample_candidates(model, tokenizer, problems, k=prof.samples_per_prompt, temperature=prof.temperature,
+                                    top_p=prof.top_p, max_new_tokens=prof.max_new_tokens,
+                                    batch_size=prof.gen_batch_size, progress=progress)
+    save_record(run, "samples", {"rows": rows, "stats": stats}, seconds=stats.get("seconds"))
+    return rows, stats
 
 
 def sample_candidates(model, tokenizer, problems: Sequence[Problem], *, k: int, temperature: float,
@@ -178,19 +195,86 @@ def decontaminate(rows: list[dict], eval_problems: Sequence[Problem], n: int = 1
     return [r for r in rows if not (ngrams(r["prompt"], n) & grams)]
 
 
+@dataclass(frozen=True)
+class FilterSettings:
+    """What the filter stages need besides the rows: the eval prompts (decontamination), m (the
+    verifier's cap per prompt), the reward threshold, an optional length cap, the n-gram unit."""
+
+    eval_problems: Sequence[Problem]
+    max_per_prompt: int
+    reward_threshold: float
+    max_length: int | None = None
+    decontam_unit: str = "char"
+
+
+# The stages of the funnel, each ``stage(rows, settings) -> rows kept``. Notebook 03 defines the same
+# functions in a cell (a learner may reorder, edit or replace them) and passes its list to
+# :func:`apply_filters` and :func:`publish`; a list whose sources differ from these gives
+# ``distill_data`` another fingerprint (:meth:`utils.config.Run.using`).
+
+def format_stage(rows, s):
+    """Well-formed completions only (and not over-long, with a length cap)."""
+    return filter_format(rows, s.max_length)
+
+
+def exact_dedup_stage(rows, s):
+    """Exact copies out first, so that they do not use up a prompt's quota of m correct samples."""
+    return dedup_exact(rows)
+
+
+def verifier_stage(rows, s):
+    """Rejection sampling: verified samples only, at most m per prompt."""
+    return filter_verifier(rows, s.max_per_prompt)
+
+
+def reward_stage(rows, s):
+    """The article's filter: a reward-model score of at least the threshold."""
+    return filter_reward(rows, s.reward_threshold)
+
+
+def near_dup_stage(rows, s):
+    """Near-duplicates out (MinHash, Jaccard >= 0.9)."""
+    return dedup_near(rows)
+
+
+def decontam_stage(rows, s):
+    """No n-gram shared with a validation or test prompt."""
+    return decontaminate(rows, s.eval_problems, unit=s.decontam_unit)
+
+
+FILTER_STAGES = [("format", format_stage), ("exact dedup", exact_dedup_stage),
+                 ("verifier (≤ m per prompt)", verifier_stage), ("reward threshold", reward_stage),
+                 ("near-dup (MinHash)", near_dup_stage), ("decontamination", decontam_stage)]
+
+
+def stage_functions(stages) -> list:
+    """The functions of a list of ``(name, stage)`` pairs, checked: the part of the fingerprint."""
+    if not isinstance(stages, (list, tuple)) or not stages or not all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str) and callable(p[1]) for p in stages):
+        raise TypeError("filter stages: a non-empty list of (name, function) pairs, each function(rows, settings) -> rows")
+    return [fn for _, fn in stages]
+
+
+def apply_filters(rows: list[dict], stages, settings: FilterSettings) -> tuple[list[dict], list[tuple[str, list[dict]]]]:
+    """Run ``stages`` – ``[(name, stage(rows, settings) -> rows), …]`` – in order; returns
+    ``(kept, [("generated", rows), (name, rows after it), …])`` for the funnel."""
+    stage_functions(stages)
+    funnel = [("generated", rows)]
+    for name, stage in stages:
+        after = stage(funnel[-1][1], settings)
+        if not isinstance(after, list):
+            raise TypeError(f"filter stage {name!r} returned {type(after).__name__}: return the list of rows it keeps")
+        funnel.append((name, after))
+    return funnel[-1][1], funnel
+
+
 def run_filters(rows: list[dict], eval_problems: Sequence[Problem], *, max_per_prompt: int,
                 reward_threshold: float, max_length: int | None = None,
                 decontam_unit: str = "char") -> tuple[list[dict], list[tuple[str, list[dict]]]]:
-    """All stages in order; returns ``(kept, [(stage name, rows after it), …])`` for the funnel."""
-    stages = [("generated", rows)]
-    stages.append(("format", filter_format(stages[-1][1], max_length)))
-    # Exact copies go first: otherwise they would use up a prompt's quota of m correct samples.
-    stages.append(("exact dedup", dedup_exact(stages[-1][1])))
-    stages.append(("verifier (≤ m per prompt)", filter_verifier(stages[-1][1], max_per_prompt)))
-    stages.append(("reward threshold", filter_reward(stages[-1][1], reward_threshold)))
-    stages.append(("near-dup (MinHash)", dedup_near(stages[-1][1])))
-    stages.append(("decontamination", decontaminate(stages[-1][1], eval_problems, unit=decontam_unit)))
-    return stages[-1][1], stages
+    """The package's stages (:data:`FILTER_STAGES`) in order; returns ``(kept, [(stage name, rows
+    after it), …])`` for the funnel."""
+    settings = FilterSettings(eval_problems, max_per_prompt, reward_threshold, max_length, decontam_unit)
+    return apply_filters(rows, FILTER_STAGES, settings)
 
 
 def funnel_counts(stages: list[tuple[str, list[dict]]]) -> dict[str, dict[str, int]]:
@@ -376,10 +460,7 @@ def build_distill_data(run: Run, *, progress: bool = True) -> dict:
     rm, rm_tok = load_model_artifact(run.name, "reward_model", kind="scalar", device=run.device,
                                      dtype=run.weights_dtype("sampling"))
     problems = train_problems(run)[: prof.n_distill_prompts]
-    rows, stats = sample_candidates(model, tokenizer, problems, k=prof.samples_per_prompt,
-                                    temperature=prof.temperature, top_p=prof.top_p,
-                                    max_new_tokens=prof.max_new_tokens, batch_size=prof.gen_batch_size,
-                                    progress=progress)
+    rows, stats = sample_stage(run, model, tokenizer, problems, progress=progress)
     reward_fn = lambda p, c: score(rm, rm_tok, p, c, batch_size=prof.gen_batch_size)  # noqa: E731
     score_rows(rows, reward_fn)
     threshold = reward_threshold_on_validation(run, model, tokenizer, reward_fn)["threshold"]
@@ -403,13 +484,19 @@ def independently_correct(rows: list[dict]) -> float:
 
 
 def publish(run: Run, problems: Sequence[Problem], rows: list[dict], kept: list[dict],
-            stages: list[tuple[str, list[dict]]], stats: dict, reward_threshold: float) -> dict:
+            stages: list[tuple[str, list[dict]]], stats: dict, reward_threshold: float,
+            filter_stages=None) -> dict:
     """Save ``distill_data`` (the kept rows) and ``distill_data_unfiltered`` (every sample), each
     with its card, and write the ``data`` section of ``results.json``; returns that section.
 
+    ``stages`` is the funnel (:func:`apply_filters`' second value); ``filter_stages`` the
+    ``(name, function)`` list that made it (default :data:`FILTER_STAGES`): functions whose sources
+    differ from the package's give both datasets, and everything trained on them, another fingerprint.
     Notebook 03 and the rebuild path (:func:`build_distill_data`) both end here.
     """
     from .artifacts import read_manifest, update_results
+
+    run.using("filter_stages", stage_functions(filter_stages or FILTER_STAGES), stage_functions(FILTER_STAGES))
 
     card = dataset_card(run, funnel_counts(stages), read_manifest(run.name, "teacher"), stats)
     summary = {"prompts": len(problems), "generated": len(rows), "kept": len(kept),

@@ -33,6 +33,13 @@ def format_reward(completions: list[str], **_) -> list[float]:
     return [0.1 * float(check_format(c)) for c in completions]
 
 
+def default_rewards(profile) -> list:
+    """The package's GRPO reward functions for ``profile``: :func:`accuracy_reward`, plus
+    :func:`format_reward` when ``profile.grpo_format_reward`` is on. Notebook 02 defines the same two
+    functions in a cell and passes its own list to :func:`utils.teacher.run_grpo`."""
+    return [accuracy_reward] + ([format_reward] if profile.grpo_format_reward else [])
+
+
 def zero_variance_share(rewards: list[float], group_size: int) -> float:
     """Share of groups whose ``group_size`` rewards are all equal (prompt-major order).
 
@@ -106,8 +113,8 @@ class _EvalCallback(TrainerCallback):
 
 
 def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn, eval_every: int,
-               reward: str = "verifier", format_bonus: bool | None = None, token_budget: float | None = None,
-               progress: bool = True) -> dict:
+               reward: str = "verifier", format_bonus: bool | None = None, reward_funcs: list | None = None,
+               token_budget: float | None = None, progress: bool = True) -> dict:
     """Train ``policy`` in place with TRL's GRPOTrainer; the best evaluated checkpoint is kept.
 
     ``eval_fn=None``: no evaluation and no checkpoint choice – the policy keeps its last weights.
@@ -117,7 +124,10 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
     ``reward="verifier"`` rewards a correct, well-formed completion (:func:`accuracy_reward`);
     ``"answer"`` rewards the right answer with or without a think block (R1-Zero's accuracy reward,
     :func:`utils.tasks.answer_correct`). ``format_bonus`` (default: ``profile.grpo_format_reward``)
-    adds :func:`format_reward`. Per generation batch the run records the share of samples with a
+    adds :func:`format_reward`. ``reward_funcs`` (a notebook's own list, TRL's signature
+    ``f(completions, answer, **kwargs) -> list[float]``) replaces both: its first function is the
+    accuracy reward (logged as ``accuracy_reward``, and the one the zero-variance share counts), the
+    rest go to TRL as they are. Per generation batch the run records the share of samples with a
     ``<think>`` block (``think_share``) and their mean length in characters (``mean_length``).
 
     Returns ``{"evals", "best", "log", "zero_variance", "think_share", "mean_length", "seconds", …}``.
@@ -143,9 +153,14 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
     mean_length: list[float] = []     # per generation batch: mean completion length (characters)
     if reward not in ("verifier", "answer"):
         raise ValueError(f"reward must be 'verifier' or 'answer', not {reward!r}")
+    if reward_funcs is not None and (reward != "verifier" or format_bonus is not None or not list(reward_funcs)):
+        raise ValueError("pass a non-empty reward_funcs, or reward= and format_bonus=, not both")
+    given = list(reward_funcs) if reward_funcs is not None else None
 
-    def accuracy(completions, answer, **_):
-        if reward == "verifier":
+    def accuracy(completions, answer, **kwargs):
+        if given is not None:
+            rewards = list(given[0](completions, answer, **kwargs))
+        elif reward == "verifier":
             rewards = accuracy_reward(completions, answer)
         else:
             rewards = [float(answer_correct(c, a)) for c, a in zip(completions, answer)]
@@ -154,8 +169,11 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
         mean_length.append(sum(len(c) for c in completions) / len(completions))
         return rewards
     accuracy.__name__ = "accuracy_reward"  # TRL logs each reward under its function's name
-    with_format = prof.grpo_format_reward if format_bonus is None else format_bonus
-    reward_funcs = [accuracy] + ([format_reward] if with_format else [])
+    if given is not None:
+        reward_funcs = [accuracy] + given[1:]
+    else:
+        with_format = prof.grpo_format_reward if format_bonus is None else format_bonus
+        reward_funcs = [accuracy] + ([format_reward] if with_format else [])
     calm_trainer_progress()
     with tempfile.TemporaryDirectory() as out:
         args = GRPOConfig(
@@ -189,3 +207,133 @@ def train_grpo(run: Run, policy, tokenizer, problems: list[Problem], *, eval_fn,
             "zero_variance": zero_variance, "think_share": think_share, "mean_length": mean_length,
             "seconds": seconds, "models_in_memory": held,
             "weights_held_mb": {name: round(weights_bytes(m) / 2**20, 2) for name, m in weights.items()}}
+
+
+# ---------------------------------------------------------------------------------------
+# Notebook 02's check of its own GRPO loss against TRL's
+# ---------------------------------------------------------------------------------------
+
+#: The TRL version :func:`trl_grpo_loss` is written against: it calls ``GRPOTrainer._compute_loss(model, inputs)``,
+#: a private method whose inputs and arithmetic may change in any release.
+TRL_LOSS_VERSION = "1.16."
+
+
+@contextmanager
+def kept_random_state():
+    """Python's, NumPy's and torch's (CPU and CUDA) random states, put back when the ``with`` block ends
+    (a ``Trainer`` seeds all three when it is built)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    python, numpy = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng():
+        try:
+            yield
+        finally:
+            random.setstate(python)
+            np.random.set_state(numpy)
+
+
+def _no_reward(completions, **_):
+    """A reward function for a GRPOTrainer that is built only to compute its loss."""
+    return [0.0] * len(completions)
+
+
+def trl_grpo_loss(model, tokenizer, inputs: dict, *, loss_type: str, beta: float, epsilon: float,
+                  max_completion_length: int):
+    """TRL's own GRPO loss on one batch – what notebook 02's ``grpo_loss`` cell is checked against.
+
+    Builds a ``GRPOTrainer`` on copies of ``model`` and ``tokenizer`` and calls its private
+    ``_compute_loss`` on ``inputs`` (TRL's keys: ``prompt_ids``, ``prompt_mask``, ``completion_ids``,
+    ``completion_mask``, ``advantages`` – one per completion –, ``old_per_token_logps`` and, with
+    ``beta`` > 0, ``ref_per_token_logps``), in fp32, without gradients, in evaluation mode (no
+    gradient-accumulation divisor). ``beta`` is set after the trainer is built: built with ``beta`` > 0,
+    TRL would load a reference model from the policy's folder, and the loss only reads the reference's
+    log-probs from ``inputs``. ``model``, ``tokenizer`` and the global random state are left as they were.
+
+    Written against TRL :data:`TRL_LOSS_VERSION` x: another version, or a ``_compute_loss`` that is
+    missing or takes other arguments, raises a ``RuntimeError`` naming the installed version.
+    """
+    with kept_random_state():   # importing TRL's trainer and building it both draw random numbers
+        return _trl_grpo_loss(model, tokenizer, inputs, loss_type=loss_type, beta=beta, epsilon=epsilon,
+                              max_completion_length=max_completion_length)
+
+
+def _trl_grpo_loss(model, tokenizer, inputs, *, loss_type, beta, epsilon, max_completion_length):
+    import copy
+    import inspect
+
+    import torch
+    import trl
+    from trl import GRPOConfig, GRPOTrainer
+
+    from .models import copy_model
+
+    if not trl.__version__.startswith(TRL_LOSS_VERSION):
+        raise RuntimeError(f"trl_grpo_loss is written against TRL {TRL_LOSS_VERSION}x and calls the private "
+                           f"GRPOTrainer._compute_loss; TRL {trl.__version__} is installed. Install "
+                           f"trl=={TRL_LOSS_VERSION}* or update utils.grpo.trl_grpo_loss.")
+    compute = getattr(GRPOTrainer, "_compute_loss", None)
+    if compute is None or list(inspect.signature(compute).parameters) != ["self", "model", "inputs"]:
+        raise RuntimeError(f"TRL {trl.__version__}'s GRPOTrainer has no _compute_loss(model, inputs), which "
+                           "trl_grpo_loss calls: update utils.grpo.trl_grpo_loss for this version.")
+    device = next(model.parameters()).device
+    calm_trainer_progress()
+    with tempfile.TemporaryDirectory() as out:
+        args = GRPOConfig(output_dir=out, loss_type=loss_type, beta=0.0, epsilon=epsilon,
+                          max_completion_length=max_completion_length, num_generations=2,
+                          per_device_train_batch_size=2, temperature=1.0, report_to="none", save_strategy="no",
+                          use_cpu=device.type == "cpu", bf16=False, fp16=False, disable_tqdm=True)
+        trainer = GRPOTrainer(model=copy_model(model), reward_funcs=[_no_reward], args=args,
+                              train_dataset=Dataset.from_list([{"prompt": "Q:"}] * 2),
+                              processing_class=copy.deepcopy(tokenizer))
+        trainer.beta = beta
+        trainer.model.eval()
+        with torch.no_grad():
+            loss = trainer._compute_loss(trainer.model, {k: v.to(device) if hasattr(v, "to") else v
+                                                         for k, v in inputs.items()})
+    return loss.detach()
+
+
+def loss_check_batch(model, tokenizer, problems: list[Problem], *, group_size: int, max_new_tokens: int,
+                     scale: str, seed: int, shift: float = 0.1):
+    """One GRPO batch sampled from ``model``, in the form TRL's loss reads it – for notebook 02's check of
+    its ``grpo_loss`` cell. Returns ``(inputs, logps)``.
+
+    ``inputs`` holds ``group_size`` completions per problem (temperature 1; prompts padded on the left,
+    completions on the right, each masked after its first EOS), their advantages (the verifier's rewards,
+    :func:`group_advantages` with ``scale``) and two stand-ins: on GRPO's first step π_old and π_ref are both
+    the model itself – ratio 1, KL 0, half the loss untested – so here ``old_per_token_logps`` and
+    ``ref_per_token_logps`` are the model's log-probs shifted by seeded noise of size ``shift``, and the
+    ratio, the clip and the KL term all count. ``logps``: the model's log-probs of the completion tokens
+    (:func:`utils.ppo.token_logprobs`). The global random state is left as it was.
+    """
+    import torch
+
+    from .ppo import token_logprobs
+
+    device = next(model.parameters()).device
+    prompts = [p.prompt for p in problems for _ in range(group_size)]
+    answers = [p.answer for p in problems for _ in range(group_size)]
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(seed)
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
+                        add_special_tokens=False).to(device)
+        out = model.generate(**enc, do_sample=True, temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        completion_ids = out[:, enc["input_ids"].shape[1]:]
+        is_eos = completion_ids == tokenizer.eos_token_id
+        completion_mask = ((is_eos.cumsum(1) - is_eos.int()) == 0).long()   # up to and including the first EOS
+        completions = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
+        advantages = group_advantages(accuracy_reward(completions, answers), group_size, scale)
+        attention_mask = torch.cat([enc["attention_mask"], completion_mask], dim=1)
+        logps = token_logprobs(model, out, attention_mask)[:, -completion_ids.shape[1]:]
+        noise = torch.Generator().manual_seed(seed)
+        old, ref = (logps + shift * torch.randn(logps.shape, generator=noise).to(device) for _ in range(2))
+    inputs = {"prompt_ids": enc["input_ids"], "prompt_mask": enc["attention_mask"],
+              "completion_ids": completion_ids, "completion_mask": completion_mask,
+              "advantages": torch.tensor(advantages, dtype=torch.float32, device=device),
+              "old_per_token_logps": old, "ref_per_token_logps": ref}
+    return inputs, logps

@@ -321,18 +321,28 @@ def saved_stage(run, name: str) -> dict | None:
     Notebook 02 saves each stage as it finishes (warm-up, reward model, each RL run); a re-run –
     or a Colab session after a disconnect – loads a finished stage instead of training it again,
     and says so. A saved stage made for another seed or configuration is trained again.
+
+    In classroom replay (``R1LAB_REPLAY=1``, :mod:`utils.replay`) a stage that is not saved for this
+    run stops the cell with :class:`utils.replay.ReplayMissing` instead of training.
     """
     from .artifacts import artifact_path, mismatch
+    from .replay import announce, missing, replaying
 
     why = mismatch(run.name, name, seed=run.seed, fingerprint=run.fingerprint(name))
+    if why is not None and replaying():
+        raise missing(run, name, why)
     if why == "missing":
         return None
     if why is not None:
         print(f"ℹ saved stage '{name}' is {why}: training it again.")
         return None
-    print(f"✓ stage '{name}' finished earlier with this seed and configuration: loaded from "
-          f"{artifact_path(run.name, name)}, not trained again (delete that folder to retrain).")
-    return load_history(run.name, name)
+    history = load_history(run.name, name)
+    if replaying():
+        announce(name, history.get("seconds"))
+    else:
+        print(f"✓ stage '{name}' finished earlier with this seed and configuration: loaded from "
+              f"{artifact_path(run.name, name)}, not trained again (delete that folder to retrain).")
+    return history
 
 
 def load_model_artifact(profile: str, name: str, *, kind: str = "causal", device: str = "cpu",

@@ -86,10 +86,15 @@ BUILDERS: dict[str, Callable[[Run], None]] = {
 
 def ensure(run: Run, name: str) -> Path:
     """The path of artifact ``name`` made for this run (its seed and configuration), building
-    it – and first whatever it is made from – when it is missing or belongs to another run."""
+    it – and first whatever it is made from – when it is missing or belongs to another run (in
+    classroom replay, ``R1LAB_REPLAY=1``, it stops with :class:`utils.replay.ReplayMissing` instead)."""
     if name not in ARTIFACTS:
         raise ValueError(f"unknown artifact {name!r}; choose one of {sorted(ARTIFACTS)}")
+    from .replay import missing, replaying
+
     why = artifacts.mismatch(run.name, name, seed=run.seed, fingerprint=run.fingerprint(name))
+    if why is not None and replaying():   # a classroom never trains silently for minutes
+        raise missing(run, name, why)
     if why is not None:
         for upstream in ARTIFACTS[name].inputs:
             ensure(run, upstream)

@@ -295,6 +295,55 @@ def ppo_update(policy, value_model, optimizer, r: Rollout, cfg: PPOConfig,
     return out
 
 
+#: The largest policy (parameters) notebook 02 copies to check its own PPO step and GRPO loss:
+#: the tiny profile's teacher is a few million; a hub model (hundreds of millions, under LoRA) skips the check.
+STEP_CHECK_MAX_PARAMS = 30_000_000
+
+
+def build_it_check_skipped(run, policy) -> str | None:
+    """Why notebook 02's checks of its own PPO step and GRPO loss against the package's (and TRL's) are
+    skipped in this run, or None when they run. Each check copies the policy: seconds for a small
+    full-weight model, too heavy for a model over :data:`STEP_CHECK_MAX_PARAMS` parameters or one
+    trained with LoRA adapters (``lora_rank``: the hub models)."""
+    from .config import stage_settings
+    from .models import count_params
+
+    if stage_settings(run.profile, "ppo").lora_rank:
+        return "this profile trains LoRA adapters on a hub model (lora_rank): too heavy to copy for a check"
+    if (n := count_params(policy)) > STEP_CHECK_MAX_PARAMS:
+        return f"the policy has {n / 1e6:.0f} M parameters (the check copies it): too heavy"
+    return None
+
+
+def updates_from_one_start(step_fns: dict, policy, value_model, r: Rollout, cfg: PPOConfig, *, lr: float,
+                           seed: int) -> dict[str, tuple[dict, dict[str, torch.Tensor]]]:
+    """Notebook 02's check of its own PPO step: each ``fn(policy, value_model, optimizer, rollout, cfg) -> stats``
+    of ``step_fns`` (name → function, e.g. the cell's ``ppo_step`` and :func:`ppo_update`) updates its own
+    copy of ``policy`` (:func:`utils.models.copy_model`) and ``value_model`` (a deep copy: no TRL trainer has
+    patched a critic) with a fresh AdamW at ``lr``, as
+    :func:`train_ppo` makes it, from the torch seed ``seed`` (so each draws the same minibatch order).
+
+    Returns name → ``(stats, weights)``: what the function returned and every weight after the update
+    (``"policy.<name>"``, ``"critic.<name>"``). The models passed in and the global random state are left as
+    they were."""
+    import copy
+
+    from .models import copy_model
+
+    out = {}
+    with torch.random.fork_rng():
+        for name, fn in step_fns.items():
+            policy_copy, critic_copy = copy_model(policy), copy.deepcopy(value_model)
+            optimizer = torch.optim.AdamW([p for p in list(policy_copy.parameters()) + list(critic_copy.parameters())
+                                           if p.requires_grad], lr=lr)
+            torch.manual_seed(seed)
+            stats = fn(policy_copy, critic_copy, optimizer, r, cfg)
+            weights = {f"policy.{k}": v.detach() for k, v in policy_copy.state_dict().items()}
+            weights.update({f"critic.{k}": v.detach() for k, v in critic_copy.state_dict().items()})
+            out[name] = (stats, weights)
+    return out
+
+
 def trainable_state(model) -> dict[str, torch.Tensor]:
     """A CPU copy of the weights that train (LoRA adapters only, under LoRA): a best checkpoint
     that costs no GPU memory and, with adapters, a few MB."""

@@ -98,6 +98,42 @@ def rebuild_chinese() -> None:
         print(f"rebuilt {len(written)} Chinese notebook(s) in notebooks/zh/")
 
 
+def prepare_class(profile: str, seed: int) -> int:
+    """``make class``: make the classroom replay pack, then measure it.
+
+    If the saved runs of this profile and seed are incomplete (no ``make run`` yet), every notebook runs
+    once, for real, into ``artifacts/<profile>/class-notebooks`` (the committed notebooks are left alone).
+    Then every notebook runs in replay mode (``R1LAB_REPLAY=1``), timed; the times and the pack's size go
+    to ``artifacts/<profile>/class.json`` and are printed with how to use the pack in a room.
+    """
+    import json
+
+    from .artifacts import profile_dir
+    from .config import make_run
+    from .replay import pack_bytes, pack_missing, pack_needs
+
+    run = make_run(profile, seed, quiet=True)
+    if missing := pack_missing(run):
+        print(f"make class: no saved run yet for {', '.join(missing)} – running every notebook once, for real "
+              f"(about as long as `make run`)", flush=True)
+        if main(["--profile", profile, "--seed", str(seed), "--out", str(profile_dir(profile) / "class-notebooks")]):
+            return 1
+        if still := pack_missing(make_run(profile, seed, quiet=True)):
+            print(f"✗ the run did not save {', '.join(still)}", file=sys.stderr)
+            return 1
+    if main(["--profile", profile, "--seed", str(seed), "--replay"]):
+        return 1
+    replay_s = load_results(profile).get("replay_wall_s", {})
+    size = pack_bytes(run)
+    record = {"profile": profile, "seed": seed, "pack_bytes": size, "pack": pack_needs(run), "replay_s": replay_s}
+    (profile_dir(profile) / "class.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"\nClassroom replay pack: artifacts/{profile}/ – {size / 1e6:.0f} MB in {len(record['pack'])} folders")
+    for number, seconds in sorted(replay_s.items()):
+        print(f"  notebook {number} in replay mode: {seconds:.0f} s")
+    print(f"In class: R1LAB_REPLAY=1 make lab (or copy artifacts/{profile}/ to each laptop's clone first).")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=os.environ.get("R1LAB_PROFILE", "tiny"))
@@ -106,9 +142,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write executed notebooks here instead of in place")
     parser.add_argument("--solutions", action="store_true",
                         help="run the solution notebooks (after the main ones have made the artifacts)")
+    parser.add_argument("--replay", action="store_true",
+                        help="classroom replay (R1LAB_REPLAY=1): long cells load the saved run; executed notebooks go "
+                             "to artifacts/<profile>/replay-notebooks unless --out says otherwise")
+    parser.add_argument("--class", dest="class_pack", action="store_true",
+                        help="make class: the replay pack (a real run if it is missing), then every notebook in replay")
     args = parser.parse_args(argv)
     prof = get_profile(args.profile)  # fail early on a typo
     set_offline_env(prof.hub_offline)
+    if args.class_pack:
+        return prepare_class(args.profile, args.seed)
+    if args.replay:
+        from .artifacts import profile_dir
+
+        os.environ["R1LAB_REPLAY"] = "1"   # the kernels inherit it
+        args.out = args.out or profile_dir(args.profile) / "replay-notebooks"
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
     for path in notebooks(args.solutions):
@@ -122,11 +170,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"✗ {path.name} failed:\n{exc}", file=sys.stderr)
             return 1
         if not args.solutions:
-            update_results(args.profile, {"wall_s": {number: round(seconds, 1)}})
+            update_results(args.profile, {"replay_wall_s" if args.replay else "wall_s": {number: round(seconds, 1)}})
         print(f"✓ {path.name} in {seconds:.0f} s", flush=True)
     if args.out is None:  # the Chinese notebooks carry the outputs of this run
         rebuild_chinese()
-    if args.solutions:
+    if args.solutions or args.replay:
         return 0
     results = load_results(args.profile)
     print(f"\nResults – artifacts/{args.profile}/results.json")

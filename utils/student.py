@@ -173,6 +173,7 @@ def distil_or_rl(run: Run, teacher_model, teacher_tokenizer, rows: list[dict], *
     Returns ``{"warmup_steps", "budget_tokens", "arms": {name: {"val_acc", "accuracy", "correct",
     "tokens", "steps", "seconds"}}}`` for ``warm-up``, ``sft``, ``grpo`` and ``onpolicy``
     (``correct``: per test problem, for paired comparisons; ``seconds``: training wall time).
+    Saved as the replay record ``distil_vs_rl``, which classroom replay loads instead (:mod:`utils.replay`).
     """
     import dataclasses
 
@@ -180,7 +181,11 @@ def distil_or_rl(run: Run, teacher_model, teacher_tokenizer, rows: list[dict], *
     from .models import copy_model, release
     from .splits import test_problems, train_problems, val_problems
 
+    from .replay import load_record, save_record
+
     prof = run.profile
+    if (saved := load_record(run, "distil_vs_rl")) is not None:
+        return saved
     if prof.distil_vs_rl_warmup <= 0 or prof.distil_vs_rl_steps <= 0:
         raise ValueError("distil_vs_rl_warmup and distil_vs_rl_steps must be positive (0 skips the section)")
     tokenizer = student_tokenizer(run)
@@ -229,15 +234,31 @@ def distil_or_rl(run: Run, teacher_model, teacher_tokenizer, rows: list[dict], *
                           steps=cap, lr=prof.rl_lr, batch_size=batch, token_budget=budget, progress=progress)
     arms["onpolicy"] = outcome(op_model, op["seconds"], op["tokens"], op["steps"])
     release(op_model, warm)
-    return {"warmup_steps": prof.distil_vs_rl_warmup, "budget_tokens": budget, "arms": arms}
+    result = {"warmup_steps": prof.distil_vs_rl_warmup, "budget_tokens": budget, "arms": arms}
+    save_record(run, "distil_vs_rl", result, seconds=sum(a["seconds"] for a in arms.values()))
+    return result
 
 
 def run_ablation(run: Run, rows: dict[str, list[dict]], *, progress: bool = True) -> dict[str, tuple]:
     """Train one student per arm of :data:`ABLATIONS` on ``rows[arm]``; ``{arm: (model, sft, test_eval)}``.
-    Each arm leaves the GPU when it is done (a no-op on a CPU): one student trains at a time."""
+    Each arm leaves the GPU when it is done (a no-op on a CPU): one student trains at a time.
+
+    Saved as the replay record ``student_arms`` (curves and test evaluations, no weights): in classroom
+    replay it is loaded instead; the arm that was shipped gets the saved ``student``'s weights, the
+    others ``None`` (nothing after the choice needs them)."""
+    import dataclasses
+
     from .models import release
+    from .replay import load_record, save_record
     from .time_plan import check_stage
 
+    if (saved := load_record(run, "student_arms")) is not None:
+        shipped, model = _saved_student(run)
+        trained = {arm: (model if arm == shipped else None, _sft_result(r["sft"]), EvalResult(**r["eval"]))
+                   for arm, r in saved.items()}
+        for arm, (_, sft, ev) in trained.items():
+            print(f"{arm:12} best validation {best_val(sft):.1%} – test {ev.accuracy:.1%}  ({sft.seconds:.0f} s)")
+        return trained
     check_stage(run, "student_sft")   # before loading: a plan over the GPU's memory stops here
     trained = {}
     for arm in ABLATIONS:
@@ -246,7 +267,28 @@ def run_ablation(run: Run, rows: dict[str, list[dict]], *, progress: bool = True
         trained[arm] = (model, sft, ev)
         print(f"{arm:12} best validation {best_val(sft):.1%} – test {ev.accuracy:.1%}  ({sft.seconds:.0f} s)",
               flush=True)
+    save_record(run, "student_arms", {arm: {"sft": dataclasses.asdict(sft), "eval": dataclasses.asdict(ev)}
+                                      for arm, (_, sft, ev) in trained.items()},
+                seconds=sum(t[1].seconds for t in trained.values()))
     return trained
+
+
+def _saved_student(run: Run) -> tuple[str, object]:
+    """Classroom replay: the arm the saved ``student`` was chosen from, and its weights."""
+    from .artifacts import mismatch, read_manifest
+    from .models import load_model_artifact
+    from .replay import missing
+
+    if (why := mismatch(run.name, "student", seed=run.seed, fingerprint=run.fingerprint("student"))) is not None:
+        raise missing(run, "student", why)
+    model, _ = load_model_artifact(run.name, "student", device=run.device, dtype=run.weights_dtype("student_sft"))
+    return read_manifest(run.name, "student")["config"]["arm"], model
+
+
+def _sft_result(saved: dict) -> SFTResult:
+    """An :class:`SFTResult` from its JSON form (the curves' pairs come back as tuples)."""
+    return SFTResult(**{**saved, "losses": [tuple(x) for x in saved["losses"]],
+                        "evals": [tuple(x) for x in saved["evals"]]})
 
 
 def choose_arm(trained: dict[str, tuple]) -> str:
@@ -257,13 +299,21 @@ def choose_arm(trained: dict[str, tuple]) -> str:
 
 def publish_student(run: Run, trained: dict[str, tuple], arm: str) -> dict:
     """Save the ``arm`` student as the ``student`` artifact and write every arm's figures
-    (test accuracy, best validation accuracy) to ``results.json``; returns the ``student`` section."""
-    from .artifacts import update_results
+    (test accuracy, best validation accuracy) to ``results.json``; returns the ``student`` section.
+    In classroom replay nothing is saved: the saved ``student`` must be the one chosen from ``arm``."""
+    from .artifacts import read_manifest, update_results
     from .models import count_params
+    from .replay import missing, replaying
 
     model, _, ev = trained[arm]
-    save_student(run, model, student_tokenizer(run), ev, arm)
-    section = {"params": count_params(model), "arm": arm,
+    if replaying():   # classroom replay: the saved student is this run's – if it was chosen from this arm
+        shipped = read_manifest(run.name, "student")["config"].get("arm")
+        if model is None or shipped != arm:
+            raise missing(run, "student", f"the {shipped} arm's, not the {arm} arm's")
+    else:
+        save_student(run, model, student_tokenizer(run), ev, arm)
+    params = count_params(model)
+    section = {"params": params, "arm": arm,
                **{f"acc_{a}": round(t[2].accuracy, 4) for a, t in trained.items()},
                **{f"val_acc_{a}": round(best_val(t[1]), 4) for a, t in trained.items()}}
     update_results(run.name, {"student": section})

@@ -137,6 +137,7 @@ def _finish_rl(run: Run, result: dict, policy, tokenizer, models_in_memory: int,
         history = {k: v for k, v in result.items() if k not in ("policy", "tokenizer", "test")}
         save_model_artifact(run.name, stage, policy, tokenizer, seed=run.seed, fingerprint=run.fingerprint(stage),
                             adapter_of="teacher_sft" if hasattr(policy, "peft_config") else None,
+                            config=functions_config(run, stage),
                             metrics={"acc": test.accuracy, "val_acc": result["val_acc"]}, history=history)
     release(policy)   # off the GPU until a cell needs it (a no-op on a CPU)
     result.update(policy=policy, tokenizer=tokenizer, test=test)
@@ -229,18 +230,23 @@ def build_critic(run: Run, tokenizer):
     return add_lora(critic, lora, task_type="SEQ_CLS").to(run.device)
 
 
-def run_grpo(run: Run, *, progress: bool = True) -> dict:
+def run_grpo(run: Run, *, reward_funcs: list | None = None, progress: bool = True) -> dict:
     """GRPO from ``teacher_sft`` with rule-based rewards (utils.grpo); returns the result dict
     (as :func:`run_ppo`'s, plus the share of zero-variance groups per step).
 
-    With ``lora_rank`` the policy trains LoRA adapters (TRL then uses the policy with its
+    ``reward_funcs``: the reward functions (notebook 02 defines them in a cell; the first is the
+    accuracy reward, see :func:`utils.grpo.train_grpo`); None: the package's own,
+    :func:`utils.grpo.default_rewards`. Functions whose sources differ from the package's change
+    the stage's fingerprint (:meth:`utils.config.Run.using`), so a stage saved with other rewards is
+    not loaded. With ``lora_rank`` the policy trains LoRA adapters (TRL then uses the policy with its
     adapters switched off as the KL reference: no second copy). Saved as the stage
     ``teacher_grpo`` when it finishes, loaded on a re-run.
     """
-    from .grpo import train_grpo
+    from .grpo import default_rewards, train_grpo
     from .models import load_model_artifact
 
     prof = run.profile
+    run.using("grpo_rewards", default_rewards(prof) if reward_funcs is None else reward_funcs, default_rewards(prof))
     if (done := _load_rl(run, "teacher_grpo")) is not None:
         return done
     check_stage(run, "grpo")
@@ -248,9 +254,19 @@ def run_grpo(run: Run, *, progress: bool = True) -> dict:
     policy = add_lora(policy, stage_settings(prof, "grpo").lora_rank)
     result = train_grpo(run, policy, tokenizer, train_problems(run),
                         eval_fn=accuracy_on(val_problems(run), tokenizer, prof.max_new_tokens, prof.gen_batch_size),
-                        eval_every=prof.rl_eval_every, progress=progress)
+                        eval_every=prof.rl_eval_every, reward_funcs=reward_funcs, progress=progress)
     return _finish_rl(run, result, policy, tokenizer, models_in_memory=result.pop("models_in_memory"),
                       stage="teacher_grpo")
+
+
+def functions_config(run: Run, artifact: str) -> dict:
+    """``{"functions": {role: hash}}`` for the functions a notebook passed in that made ``artifact``
+    and differ from the package's own (:meth:`utils.config.Run.using`), for its manifest's config;
+    ``{}`` when it was made with the package's functions."""
+    from .config import ARTIFACTS
+
+    used = {role: run.functions[role] for role in ARTIFACTS[artifact].functions if role in run.functions}
+    return {"functions": used} if used else {}
 
 
 def samples_per_step(profile, method: str) -> float:
@@ -271,7 +287,8 @@ def run_r1_zero(run: Run, *, progress: bool = True) -> dict:
     warm-up) is fine-tuned on ``Q:…A:<answer>`` only – it never sees a chain of thought – then
     trained with GRPO for ``grpo_steps`` steps with R1-Zero's rewards: the answer's correctness
     (think block or not) plus a 0.1 format bonus for ``<think>…</think>A:…``. The cold-start arm is
-    notebook 02's GRPO run from the chain-of-thought warm-up. Nothing is saved: an experiment.
+    notebook 02's GRPO run from the chain-of-thought warm-up. No model is saved (an experiment); the
+    figures are, as the replay record ``r1_zero`` that classroom replay loads instead (:mod:`utils.replay`).
 
     Returns :func:`utils.grpo.train_grpo`'s dict (``evals`` in answer accuracy on validation,
     ``think_share`` and ``mean_length`` per generation batch) plus ``warmup_seconds``,
@@ -282,6 +299,11 @@ def run_r1_zero(run: Run, *, progress: bool = True) -> dict:
     from .tasks import answer_correct, answer_only, check_format
     from .tokenizer import load_tokenizer, tokenizer_source
 
+    from .replay import load_record, save_record
+
+    if (saved := load_record(run, "r1_zero")) is not None:   # classroom replay
+        return {**saved, "evals": [tuple(e) for e in saved["evals"]],
+                "best": tuple(saved["best"]) if saved["best"] else None}
     prof = run.profile
     tokenizer = load_tokenizer(tokenizer_source(run))
     stage = stage_settings(prof, "teacher_sft")
@@ -304,6 +326,7 @@ def run_r1_zero(run: Run, *, progress: bool = True) -> dict:
     result.update(warmup_seconds=warm.seconds, warmup_val_acc=warm_val, test_completions=test.completions,
                   test_correct=[answer_correct(c, p.answer) for c, p in zip(test.completions, problems)],
                   test_think_share=sum(check_format(c) for c in test.completions) / len(problems))
+    save_record(run, "r1_zero", result, seconds=warm.seconds + result["seconds"])
     return result
 
 
@@ -314,7 +337,7 @@ def save_teacher(run: Run, ppo: dict, grpo: dict) -> str:
     save_model_artifact(run.name, "teacher", chosen["policy"], chosen["tokenizer"], seed=run.seed,
                         fingerprint=run.fingerprint("teacher"),
                         adapter_of="teacher_sft" if hasattr(chosen["policy"], "peft_config") else None,
-                        config={"method": method},
+                        config={"method": method, **functions_config(run, "teacher")},
                         metrics={"acc": chosen["test_acc"], "val_acc": chosen["val_acc"],
                                  "acc_ppo": ppo["test_acc"], "acc_grpo": grpo["test_acc"],
                                  "val_acc_ppo": ppo["val_acc"], "val_acc_grpo": grpo["val_acc"]})

@@ -18,7 +18,7 @@ def _floats(x) -> list[float]:
 
 
 def check_gae(answer, rewards, values, gamma: float = 1.0, lam: float = 0.95, tol: float = 1e-3) -> bool:
-    """Exercise 2: ``answer`` – the advantages A_0 … A_{T-1} you worked out for one sequence with
+    """Exercise 1: ``answer`` – the advantages A_0 … A_{T-1} you worked out for one sequence with
     per-token ``rewards`` and critic ``values`` – against :func:`utils.ppo.gae` (value after the
     last token = 0)."""
     import torch
@@ -38,7 +38,7 @@ def check_gae(answer, rewards, values, gamma: float = 1.0, lam: float = 0.95, to
 
 
 def check_zero_variance_share(answer: float, rewards, group_size: int) -> bool:
-    """Exercise 1: ``answer`` – the share (0–1) of groups of ``group_size`` consecutive rewards
+    """Exercise 3: ``answer`` – the share (0–1) of groups of ``group_size`` consecutive rewards
     that are all equal, counted by you – against :func:`utils.grpo.zero_variance_share`."""
     from ..grpo import zero_variance_share
 
@@ -55,7 +55,7 @@ def check_zero_variance_share(answer: float, rewards, group_size: int) -> bool:
 
 
 def check_clip_prediction(answer: str) -> bool:
-    """Exercise 3: does a smaller ``clip_epsilon`` make PPO's ``clip_frac`` (share of tokens whose
+    """Exercise 2: does a smaller ``clip_epsilon`` make PPO's ``clip_frac`` (share of tokens whose
     clipped term is the active one) "higher", "lower" or "the same"?"""
     ok = str(answer).strip().lower() in ("higher", "more", "up", "increase", "increases", "larger")
     return verdict(ok, "a narrower band [1 − ε, 1 + ε] leaves more tokens' ratios outside it, so more "
@@ -64,7 +64,7 @@ def check_clip_prediction(answer: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------
-# Implementation exercises: GAE, the clipped surrogate, GRPO's group advantages
+# Implementation exercises 4–6: GAE, the clipped surrogate, GRPO's group advantages
 # ---------------------------------------------------------------------------------------
 
 def _gae_cases():
@@ -108,7 +108,7 @@ def _gae_mistakes():
 
 
 def check_gae_impl(fn) -> bool:
-    """Implementation exercise: ``fn(rewards, values, gamma, lam)`` – 1-D tensors over one response's
+    """Exercise 4 (implementation): ``fn(rewards, values, gamma, lam)`` – 1-D tensors over one response's
     tokens – returns the GAE advantages A_0 … A_{T-1} (value after the last token = 0). Checked against
     :func:`utils.ppo.gae` on random sequences and edge cases (one token, λ = 0, λ = 1)."""
     import torch
@@ -164,7 +164,7 @@ def _surrogate_mistakes():
 
 
 def check_clipped_surrogate(fn) -> bool:
-    """Implementation exercise: ``fn(logp, old_logp, advantages, mask, clip_epsilon)`` – (batch, T)
+    """Exercise 5 (implementation): ``fn(logp, old_logp, advantages, mask, clip_epsilon)`` – (batch, T)
     tensors – returns PPO's clipped surrogate loss, −masked mean of min(ρ·A, clip(ρ)·A), ρ = exp(logp −
     old_logp). Checked against :func:`utils.ppo.policy_loss` on random batches with padding."""
     from ..ppo import policy_loss
@@ -209,7 +209,7 @@ def _group_mistakes():
 
 
 def check_group_advantages_impl(fn) -> bool:
-    """Implementation exercise: ``fn(rewards, group_size)`` – a 1-D tensor, prompt-major (each prompt's
+    """Exercise 6 (implementation): ``fn(rewards, group_size)`` – a 1-D tensor, prompt-major (each prompt's
     ``group_size`` samples together) – returns GRPO's advantages (r − group mean) / (group std + 1e-4),
     std unbiased. Checked against :func:`utils.grpo.group_advantages` (``scale="group"``)."""
     import torch

@@ -85,3 +85,193 @@ def check_curriculum_sampler(fn) -> bool:
             return verdict(False, "", f"{problem} (steps={steps}, batch_size={batch_size})")
     return verdict(True, "a pacing schedule: easy rows first, harder levels mixed in stage by stage, every batch "
                          "shuffled within its stage's pool", "")
+
+
+# ---------------------------------------------------------------------------------------
+# Exercises 2 and 3: predictions checked against the learner's own recorded runs
+# ---------------------------------------------------------------------------------------
+
+SHORT_RUN_ANSWERS = {"lower loss": ("filtered", "unfiltered", "tie"),
+                     "higher validation accuracy": ("filtered", "unfiltered", "tie"),
+                     "enough to tell": ("yes", "no")}
+
+
+def _short_run_truth(final_loss: dict[str, float], val_correct: dict[str, list[bool]]) -> dict[str, str]:
+    """What two short runs showed: the arm with the lower final loss, the one with the higher validation
+    accuracy ("tie" when equal) and whether the accuracy difference is told apart (a paired 95 % interval
+    that excludes 0, with McNemar's test agreeing: :attr:`utils.stats.PairedDifference.distinguishable`)."""
+    from ..stats import paired_difference
+
+    lower = ("tie" if final_loss["filtered"] == final_loss["unfiltered"]
+             else min(("filtered", "unfiltered"), key=final_loss.get))
+    acc = {arm: sum(map(bool, c)) / len(c) for arm, c in val_correct.items()}
+    higher = "tie" if acc["filtered"] == acc["unfiltered"] else max(("filtered", "unfiltered"), key=acc.get)
+    told = paired_difference(val_correct["filtered"], val_correct["unfiltered"]).distinguishable
+    return {"lower loss": lower, "higher validation accuracy": higher, "enough to tell": "yes" if told else "no"}
+
+
+def check_short_run(your_prediction: dict, final_loss: dict[str, float], val_correct: dict[str, list[bool]]) -> bool:
+    """Exercise 2: ``your_prediction`` – {"lower loss": "filtered"/"unfiltered"/"tie", "higher validation
+    accuracy": …, "enough to tell": "yes"/"no"} – against what the learner's two 20-step runs recorded:
+    ``final_loss[arm]`` and ``val_correct[arm]`` (per validation problem, the same problems for both arms).
+    Nothing is timed or trained here."""
+    if not isinstance(your_prediction, dict) or any(your_prediction.get(k) is None for k in SHORT_RUN_ANSWERS):
+        return verdict(False, "", "fill in all three predictions – " + "; ".join(
+            f"{k!r}: {' / '.join(map(repr, v))}" for k, v in SHORT_RUN_ANSWERS.items()) + " – then run the arms")
+    for key, allowed in SHORT_RUN_ANSWERS.items():
+        if str(your_prediction[key]).strip().lower() not in allowed:
+            return verdict(False, "", f"{key!r} takes one of {', '.join(map(repr, allowed))}, not {your_prediction[key]!r}")
+    if set(final_loss) != {"filtered", "unfiltered"} or set(val_correct) != {"filtered", "unfiltered"}:
+        return verdict(False, "", "run both arms first (uncomment the lines): the checker compares your prediction "
+                                  "with their recorded loss and validation answers")
+    if len(val_correct["filtered"]) != len(val_correct["unfiltered"]) or not val_correct["filtered"]:
+        return verdict(False, "", "the two arms must be scored on the same validation problems")
+    truth = _short_run_truth(final_loss, val_correct)
+    wrong = [k for k in SHORT_RUN_ANSWERS if str(your_prediction[k]).strip().lower() != truth[k]]
+    n = len(val_correct["filtered"])
+    measured = ", ".join(f"{k}: {v}" for k, v in truth.items())
+    if not wrong:
+        return verdict(True, f"as you predicted – {measured} (validation: {n} problems)", "")
+    why = {"lower loss": "the loss is measured on each arm's own rows: which rows are easier to fit?",
+           "higher validation accuracy": "look at the two accuracies printed above – after 20 steps both may still be "
+                                         "near zero, which is a tie",
+           "enough to tell": f"with {n} validation problems, a paired 95 % interval of the difference is wide: it "
+                             "must exclude 0 before the runs tell the arms apart"}
+    return verdict(False, "", f"the runs show {measured}; " + " ".join(why[k] for k in wrong))
+
+
+def check_batch_speedup(your_prediction: str | None, tps: dict, stays: float = 0.05) -> bool:
+    """Exercise 3: "grows", "shrinks" or "stays" – how the student's speed-up over the teacher (student
+    tokens/s ÷ teacher tokens/s) moved from batch 1 to batch 8, read from the learner's recorded ``tps``
+    ``{(name, batch): tokens/s}``; within ``stays`` (relative) it "stays". Only arithmetic on the recording."""
+    allowed = ("grows", "shrinks", "stays")
+    if your_prediction is None or str(your_prediction).strip().lower() not in allowed:
+        return verdict(False, "", f"set your_prediction to one of {', '.join(map(repr, allowed))}")
+    need = [(n, b) for b in (1, 8) for n in ("teacher", "student")]
+    if not isinstance(tps, dict) or any(k not in tps for k in need):
+        return verdict(False, "", "run the measurement first (uncomment the lines): tps needs "
+                                  + ", ".join(map(str, need)))
+    if any(not (isinstance(tps[k], (int, float)) and tps[k] > 0) for k in need):
+        return verdict(False, "", "every tokens/s in tps must be a positive number")
+    s1, s8 = (tps["student", b] / tps["teacher", b] for b in (1, 8))
+    change = s8 / s1 - 1
+    truth = "stays" if abs(change) <= stays else ("grows" if change > 0 else "shrinks")
+    said = f"the speed-up went from {s1:.2f}× at batch 1 to {s8:.2f}× at batch 8 ({change:+.0%}): it {truth}"
+    return verdict(str(your_prediction).strip().lower() == truth, said + ", as you predicted",
+                   said + ". At batch 1 both models wait mostly on fixed per-token overhead; at batch 8 the "
+                          "arithmetic per token weighs more – which model does that favour?")
+
+
+# ---------------------------------------------------------------------------------------
+# Implementation exercise: a completion-only training batch, as TRL's collator builds it
+# ---------------------------------------------------------------------------------------
+
+IGNORE_INDEX = -100   # the label the loss skips (PyTorch's cross_entropy ignore_index, as TRL and transformers use)
+
+
+def completion_batch_reference(prompts, completions, eos_id: int, pad_id: int):
+    """``(input_ids, attention_mask, labels)``: each row prompt + completion + EOS, right-padded with
+    ``pad_id`` to the longest; the mask 1 on real tokens; labels the ids of completion + EOS, -100 elsewhere."""
+    import torch
+
+    rows = [list(p) + list(c) + [eos_id] for p, c in zip(prompts, completions)]
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    for i, (prompt, row) in enumerate(zip(prompts, rows)):
+        input_ids[i, :len(row)] = torch.tensor(row)
+        attention_mask[i, :len(row)] = 1
+        labels[i, len(prompt):len(row)] = torch.tensor(row[len(prompt):])
+    return input_ids, attention_mask, labels
+
+
+def _batch_cases():
+    eos, pad = 2, 0
+    return [([[5, 6, 7], [8, 9], [10, 11, 12, 13]], [[20, 21], [22, 23, 24, 25], [26]], eos, pad),
+            ([[5, 6]], [[30, 31, 32]], eos, pad),                       # one row: no padding at all
+            ([[7, 7, 7, 7], [9]], [[3], [4, 4]], 1, 3)]                  # other EOS and pad ids
+
+
+def _batch_mistakes():
+    import torch
+
+    from .grading import Mistake
+
+    def prompt_labelled(p, c, eos, pad):
+        ids, mask, _ = completion_batch_reference(p, c, eos, pad)
+        return ids, mask, torch.where(mask.bool(), ids, torch.full_like(ids, IGNORE_INDEX))
+
+    def padding_labelled(p, c, eos, pad):
+        ids, mask, labels = completion_batch_reference(p, c, eos, pad)
+        return ids, mask, torch.where(mask.bool(), labels, ids)
+
+    def no_eos(p, c, eos, pad):
+        rows = [list(a) + list(b) for a, b in zip(p, c)]
+        width = max(map(len, rows))
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        labels = torch.tensor([[IGNORE_INDEX] * len(a) + list(b) + [IGNORE_INDEX] * (width - len(a) - len(b))
+                               for a, b in zip(p, c)])
+        return ids, mask, labels
+
+    def left_padded(p, c, eos, pad):
+        ids, mask, labels = completion_batch_reference(p, c, eos, pad)
+        shift = lambda t, n: torch.roll(t, int(n))   # noqa: E731
+        pads = (mask == 0).sum(1)
+        return (torch.stack([shift(r, n) for r, n in zip(ids, pads)]), torch.stack([shift(r, n) for r, n in zip(mask, pads)]),
+                torch.stack([shift(r, n) for r, n in zip(labels, pads)]))
+
+    def mask_everything(p, c, eos, pad):
+        ids, mask, labels = completion_batch_reference(p, c, eos, pad)
+        return ids, torch.ones_like(mask), labels
+
+    return [
+        Mistake("prompt labelled", prompt_labelled, "the prompt's tokens must get -100 too: the loss trains on the "
+                "completion (and its EOS) only – otherwise the model learns to write questions"),
+        Mistake("padding labelled", padding_labelled, "padding positions need label -100, not the pad id: otherwise "
+                "the model is trained to predict padding"),
+        Mistake("no EOS", no_eos, "append eos_id after each completion (and label it): without it the model never "
+                "learns to stop"),
+        Mistake("left padding", left_padded, "pad on the right: each row starts at position 0 and the padding goes "
+                "after its EOS (training batches are right-padded; left padding is for generation)"),
+        Mistake("mask on padding", mask_everything, "attention_mask is 0 on padding: the model must not attend to "
+                "pad tokens"),
+    ]
+
+
+def check_completion_batch(fn) -> bool:
+    """Implementation exercise: ``fn(prompts, completions, eos_id, pad_id)`` – token-id lists, one per row –
+    returns ``(input_ids, attention_mask, labels)`` as three (rows, longest row) integer tensors, the way TRL's
+    collator builds a completion-only batch (:func:`completion_batch_reference`). Checked on padded rows, a
+    single row and other EOS / pad ids; typical mistakes get their own hint."""
+    import torch
+
+    from .grading import _snapshot, call_learner
+
+    names = ("input_ids", "attention_mask", "labels")
+    for case in _batch_cases():
+        got, hint = call_learner(fn, case, mutated="your function changed `prompts` or `completions` (appended the EOS "
+                                                   "to a caller's list?): build new lists")
+        if hint:
+            return verdict(False, "", hint)
+        if not (isinstance(got, tuple) and len(got) == 3 and all(isinstance(t, torch.Tensor) for t in got)):
+            return verdict(False, "", "return a tuple of three tensors: (input_ids, attention_mask, labels)")
+        right = completion_batch_reference(*_snapshot(case))
+        for name, mine in zip(names, got):
+            if mine.is_floating_point() or mine.dtype == torch.bool:
+                return verdict(False, "", f"{name} holds token ids or 0/1: an integer tensor (torch.long), not {mine.dtype}")
+        same = lambda a, b: all(m.shape == w.shape and torch.equal(m.long(), w.long()) for m, w in zip(a, b))  # noqa: E731
+        if same(got, right):
+            continue
+        for mistake in _batch_mistakes():
+            if same(got, mistake.compute(*_snapshot(case))):
+                return verdict(False, "", mistake.hint)
+        for name, mine, ref in zip(names, got, right):
+            if mine.shape != ref.shape:
+                return verdict(False, "", f"{name} should have shape {tuple(ref.shape)} (rows × the longest prompt + "
+                                          f"completion + EOS), yours has {tuple(mine.shape)}")
+        differ = [n for n, m, r in zip(names, got, right) if not torch.equal(m.long(), r)]
+        return verdict(False, "", f"{' and '.join(differ)} differ from the course's: re-read the docstring – row by "
+                                  "row, prompt + completion + EOS, then padding")
+    return verdict(True, "your batch is the one TRL's collator builds: right-padded, loss on completion + EOS only", "")
