@@ -155,7 +155,7 @@ def test_language_switch_relabels_the_app_and_answers_a_chinese_prompt(page):
     page.locator("#language").get_by_text("中文", exact=True).click()
     expect(page.locator("#generate")).to_have_text("生成", timeout=20_000)
     expect(page.get_by_text("题目", exact=True).first).to_be_visible()
-    expect(page.locator("#model-choice").get_by_text("两个都要", exact=True)).to_be_visible()
+    expect(page.locator("#model-choice").get_by_text("两者并排", exact=True)).to_be_visible()
     page.locator("#prompt textarea").fill("Q:三加五等于几？")
     page.locator("#generate").click()
     expect(page.locator("#chat-student").get_by_text("这个小模型只认识任务世界里的字符")).to_be_visible(timeout=20_000)

@@ -88,7 +88,7 @@ def test_batch_speedup_reads_the_recording(capsys):
 
 
 @pytest.mark.parametrize("prediction, tps, hint", [
-    (None, {}, "set your_prediction"), ("faster", {}, "set your_prediction"),
+    (None, {}, "set your_prediction"), ("faster", {}, "takes one of"),
     ("grows", {}, "run the measurement first"),
     ("grows", {("teacher", 1): 1.0, ("student", 1): 1.0, ("teacher", 8): 0.0, ("student", 8): 1.0}, "positive"),
 ])

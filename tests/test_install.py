@@ -292,3 +292,59 @@ def test_makefile_online_profiles_match_the_config():
 
     online = {name for name, prof in PROFILES.items() if not prof.hub_offline}
     assert online == {"colab"}, "update the Makefile's ifneq ($(PROFILE),colab) for " + str(online)
+
+
+# --- behind a mirror: an explicit source of CPU wheels, probed with a short timeout ------------
+
+def _install_env(monkeypatch, mod, **env):
+    for key in ("R1LAB_TORCH_INDEX", "R1LAB_TORCH_FIND_LINKS"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    ran = []
+    monkeypatch.setattr(mod, "has_nvidia_gpu", lambda: False)
+    monkeypatch.setattr(mod.sys, "platform", "linux")
+    monkeypatch.setattr(mod.subprocess, "run", lambda cmd, **kw: ran.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    return ran
+
+
+def test_an_explicit_index_is_used_when_it_answers(monkeypatch, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "index.html").write_text("<html></html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        mod = _load("install_torch")
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        ran = _install_env(monkeypatch, mod, R1LAB_TORCH_INDEX=url)
+        assert mod.main([]) == 0
+        assert ran == [[sys.executable, "-m", "pip", "install", "--quiet", "torch==2.13.0", "--index-url", url]]
+        ran = _install_env(monkeypatch, mod, R1LAB_TORCH_FIND_LINKS=url + "/torch/")
+        assert mod.main([]) == 0
+        assert ran == [[sys.executable, "-m", "pip", "install", "--quiet", "torch==2.13.0+cpu", "--find-links",
+                        url + "/torch/"]]
+    finally:
+        server.shutdown()
+
+
+def test_an_unreachable_index_is_probed_briefly_then_named(monkeypatch, capsys):
+    import socket
+
+    mod = _load("install_torch")
+    with socket.socket() as s:   # a port nobody listens on: the connection is refused at once
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/whl/cpu"
+    timeouts = []
+    real = mod.urllib.request.urlopen
+    monkeypatch.setattr(mod.urllib.request, "urlopen", lambda req, timeout: timeouts.append(timeout) or real(req, timeout=timeout))
+    ran = _install_env(monkeypatch, mod, R1LAB_TORCH_INDEX=dead)
+    assert mod.main([]) == 0
+    assert timeouts == [mod.PROBE_TIMEOUT_S] and mod.PROBE_TIMEOUT_S <= 5
+    assert ran == [[sys.executable, "-m", "pip", "install", "--quiet", "torch==2.13.0"]]
+    out = capsys.readouterr().out
+    assert f"{dead} is unreachable" in out and "CUDA build" in out and "R1LAB_TORCH_FIND_LINKS" in out

@@ -143,11 +143,22 @@ def test_app_text_says_everything_in_both_languages():
     for key in TEXT["en"]:
         assert placeholders(TEXT["en"][key]) == placeholders(TEXT["zh"][key]), key
     cjk = [key for key, text in TEXT["zh"].items() if any("\u4e00" <= ch <= "\u9fff" for ch in text)]
-    same = {"top_p"}  # the sampling parameter's name is the same in both
+    same = {"top_p", "field_top_p"}  # the sampling parameter's name is the same in both
     assert set(TEXT["zh"]) - set(cjk) == same
     assert say("中文", "generate") == say("zh", "generate") == "生成" and say("English", "generate") == "Generate"
     with pytest.raises(ValueError, match="Unknown language 'fr'"):
         say("fr", "generate")
+
+
+def test_a_bad_number_is_named_in_the_apps_language():
+    from utils import serve
+
+    with pytest.raises(serve.InputError, match="^温度 必须是数字"):
+        serve._number("hot", "temperature", "zh")
+    with pytest.raises(serve.InputError, match="^最多生成的 token 数 必须是有限的数字"):
+        serve._number(float("nan"), "max_new_tokens", "zh")
+    with pytest.raises(serve.InputError, match="^temperature must be"):
+        serve._number("hot", "temperature", "en")
 
 
 def test_check_lines_in_chinese():

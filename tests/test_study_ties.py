@@ -59,9 +59,10 @@ def test_summary_seed0_is_the_published_seed0():
             assert figure["per_seed"]["0"] == pytest.approx(values[key]), key
 
 
-def test_readme_table_is_the_summary():
+@pytest.mark.parametrize("name", ["README.md", "README.zh-CN.md"])
+def test_readme_table_is_the_summary(name):
     summary = json.loads((ROOT / "docs" / "study" / "summary.json").read_text())
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / name).read_text()
     block = readme[readme.index(study.README_BEGIN) + len(study.README_BEGIN):readme.index(study.README_END)]
     assert block.strip() == (ROOT / "docs" / "study" / "summary.md").read_text().strip()
     assert all(f"| {figure['label']} |" in block for figure in summary["figures"].values())

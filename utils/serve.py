@@ -377,7 +377,10 @@ def _readable(chars: list[str], limit: int = 8, lang: str = "en") -> str:
     return shown + (say(lang, "and_more", n=len(chars) - limit) if len(chars) > limit else "")
 
 
-def _number(value: Any, what: str, lang: str = "en") -> float:
+def _number(value: Any, field: str, lang: str = "en") -> float:
+    """``value`` as a finite float, or an :class:`InputError` naming the field (``app_text``'s ``field_<field>``)
+    in ``lang``."""
+    what = say(lang, f"field_{field}")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -417,7 +420,7 @@ def validate_request(served: ServedModel, prompt: Any, temperature: Any, top_p: 
                                        example=example))
         raise UnreadablePrompt(say(lang, "unknown_chars", chars=_readable(bad, lang=lang)))
     notes: list[str] = []
-    tokens = _number(max_new_tokens, "max new tokens", lang)
+    tokens = _number(max_new_tokens, "max_new_tokens", lang)
     if tokens != int(tokens):
         raise InputError(say(lang, "not_whole", value=repr(max_new_tokens)))
     tokens = int(tokens)

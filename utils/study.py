@@ -557,8 +557,9 @@ def main(argv: list[str] | None = None) -> int:
         if summary is None:
             return 1
     if not args.no_readme:
-        update_readme(summary)
-        print(f"README.md updated (between {README_BEGIN} and {README_END})")
+        for readme in ("README.md", "README.zh-CN.md"):
+            update_readme(summary, REPO_ROOT / readme)
+        print(f"README.md and README.zh-CN.md updated (between {README_BEGIN} and {README_END})")
         update_teaching(summary)
         written = publish(args.root, args.profile)
         print(f"published {len(written)} file(s): docs/study/ (summary, seed 0), notebooks/ (seed 0's run)")

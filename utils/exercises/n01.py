@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from . import verdict
+from . import as_number, verdict
 
 # Exercise 2's "split by seed" world: train drawn with seed 0, test with the course's eval seed.
 SEED_SPLIT = {"family": "add", "difficulty": 1, "n_train": 1000, "n_test": 300,
@@ -21,9 +21,16 @@ TOKEN_EXAMPLE = "Q:4759+86=<think>9+6+0=15;5+8+1=14;7+0+1=8;4+0+0=4</think>A:484
 def check_t2_factor(answer: float, temperature: float = 4.0) -> bool:
     """Exercise 1(a): by what factor does the soft-target gradient shrink from T=1 to ``temperature``
     without the T² in :func:`utils.theory.kd_loss`? (About T², i.e. 16 at T=4; ±15 % accepted,
-    since at finite T the 1/T² rate is approximate – the toy measured it.)"""
+    since at finite T the 1/T² rate is approximate – the toy measured it.) Accepted forms: 16, 1/16 (the
+    shrink as a fraction), "十六", full-width "１６"."""
     target = temperature**2
-    ok = answer is not None and abs(float(answer) - target) <= 0.15 * target
+    value = as_number(answer)        # 16, "１６", "十六" – or the shrink written as a fraction, 1/16
+    if value is not None and 0 < value < 1:
+        value = 1 / value
+    if value is None:
+        return verdict(False, "", f"answer with a number – the factor (16 means \"to 1/16\"; 1/16 is accepted "
+                                  f"too) – got {answer!r}")
+    ok = abs(value - target) <= 0.15 * target
     return verdict(ok, f"about T² = {target:g}: d KL/dz = (p_s − p_t)/T, and p_s − p_t itself shrinks "
                        "like 1/T – so kd_loss multiplies by T² to undo it",
                    "the gradient has two factors of 1/T: one from z/T inside the softmax, one because "
@@ -50,7 +57,8 @@ def check_seed_split_leak(answer: int | None) -> bool:
     were by seed (train: 1,000 ``add`` difficulty-1 prompts drawn with ``random.Random(0)``; test:
     300 drawn with ``random.Random(20250122)``) instead of by a hash of the prompt?"""
     distinct, draws = _seed_split_overlap()
-    ok = answer is not None and int(answer) == distinct
+    answer = as_number(answer) if answer is not None else None
+    ok = answer is not None and answer == distinct
     hint = ("that counts repeated train draws; count distinct prompts: len(set(test) & set(train))"
             if answer == draws else
             "draw both lists with tasks.generate_problem(\"add\", 1, rng), one rng per seed, and "
@@ -66,7 +74,8 @@ def check_token_count(answer: int | None, text: str = TOKEN_EXAMPLE) -> bool:
     from ..tokenizer import build_char_tokenizer
 
     n = len(build_char_tokenizer()(text)["input_ids"])
-    ok = answer is not None and int(answer) == n
+    answer = as_number(answer) if answer is not None else None
+    ok = answer is not None and answer == n
     hint = ("<think> and </think> are one token each, not 7 and 8 characters"
             if answer == len(text) else "one token per character, <think> and </think> count as one each")
     return verdict(ok, f"{n} tokens: the chain of thought, not the question, is most of the sequence", hint)

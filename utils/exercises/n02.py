@@ -7,7 +7,7 @@ and returns ``True``/``False``.
 
 from __future__ import annotations
 
-from . import verdict
+from . import accepted, as_number, choose, verdict
 
 
 def _floats(x) -> list[float]:
@@ -45,8 +45,11 @@ def check_zero_variance_share(answer: float, rewards, group_size: int) -> bool:
     r = _floats(rewards)
     n_groups = max(1, len(r) // group_size)
     right = zero_variance_share(r, group_size)
-    ok = abs(float(answer) - right) <= 0.5 / n_groups   # the right count of groups, as a share
-    hint = ("a share is between 0 and 1 (0.25, not 25)" if float(answer) > 1 else
+    value = as_number(answer)   # 0.25, "0.25", "1/4", "０.２５"
+    if value is None:
+        return verdict(False, "", f"answer with a number between 0 and 1 (0.25, or 1/4) – got {answer!r}")
+    ok = abs(value - right) <= 0.5 / n_groups   # the right count of groups, as a share
+    hint = ("a share is between 0 and 1 (0.25, not 25)" if value > 1 else
             f"split the rewards into {n_groups} groups of {group_size} consecutive values and count the "
             "groups whose values are all the same (all right or all wrong); divide by the number of groups. "
             "For a prompt the policy solves with probability p, a group is all-equal with probability "
@@ -54,12 +57,22 @@ def check_zero_variance_share(answer: float, rewards, group_size: int) -> bool:
     return verdict(ok, f"{right:.0%} of the groups of {group_size} are all-equal: they get zero advantage", hint)
 
 
+CLIP_CHOICES = {"higher": ("more", "up", "increase", "increases", "larger", "更高", "升高", "增大", "变大", "上升",
+                           "提高", "增加", "更多"),
+                "lower": ("less", "down", "decrease", "decreases", "smaller", "更低", "降低", "减小", "变小", "下降",
+                          "减少", "更少"),
+                "the same": ("same", "unchanged", "不变", "一样", "相同", "持平")}
+
+
 def check_clip_prediction(answer: str) -> bool:
     """Exercise 2: does a smaller ``clip_epsilon`` make PPO's ``clip_frac`` (share of tokens whose
-    clipped term is the active one) "higher", "lower" or "the same"?"""
-    ok = str(answer).strip().lower() in ("higher", "more", "up", "increase", "increases", "larger")
-    return verdict(ok, "a narrower band [1 − ε, 1 + ε] leaves more tokens' ratios outside it, so more "
-                       "tokens are clipped (and get no gradient)",
+    clipped term is the active one) "higher", "lower" or "the same"? Accepts the English and Chinese words
+    of :data:`CLIP_CHOICES` (更高, 更低, 不变, …)."""
+    said = choose(answer, CLIP_CHOICES)
+    if said is None:
+        return verdict(False, "", f"answer one of {accepted(CLIP_CHOICES)} – got {answer!r}")
+    return verdict(said == "higher", "a narrower band [1 − ε, 1 + ε] leaves more tokens' ratios outside it, so more "
+                                     "tokens are clipped (and get no gradient)",
                    "the same ratios ρ_t, a narrower band [1 − ε, 1 + ε]: how many ρ_t fall outside it?")
 
 

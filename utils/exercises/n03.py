@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 
 from .. import distill_data as dd
-from . import verdict
+from . import as_number, verdict
 
 
 def check_keep_all_precision(precision: float, rows: list[dict]) -> bool:
@@ -17,6 +17,7 @@ def check_keep_all_precision(precision: float, rows: list[dict]) -> bool:
 
     Right: the share of correct samples (the base rate), within 0.005.
     """
+    precision = as_number(precision)   # 0.42, "０.４２", "42。", "四十二"
     actual = dd.threshold_sweep(rows, [float("-inf")])[0]["precision"]
     ok = precision is not None and abs(precision - actual) <= 0.005
     return verdict(ok, f"keeping everything has precision {actual:.1%}: the base rate (share of correct samples)",
@@ -29,6 +30,7 @@ def check_median_kept(kept: int, rows: list[dict]) -> bool:
     Right: within 2 % of ``len(rows)`` of the true count. "Half" is right only when few samples
     tie at the median: identical completions get identical scores, and ``≥`` keeps every tie.
     """
+    kept = as_number(kept)   # 412, "４１２", "412。", "四百一十二"
     median = statistics.median(r["reward"] for r in rows)
     actual = dd.threshold_sweep(rows, [median])[0]["kept"]
     ok = kept is not None and abs(kept - actual) <= 0.02 * len(rows)
@@ -39,6 +41,7 @@ def check_median_kept(kept: int, rows: list[dict]) -> bool:
 
 def check_contamination_caught(n_caught: int, n_inserted: int) -> bool:
     """Exercise 2: every inserted copy of a test prompt is caught by :func:`~utils.distill_data.decontaminate`."""
+    n_caught, n_inserted = as_number(n_caught) or 0, as_number(n_inserted) or 0
     ok = n_inserted > 0 and n_caught == n_inserted
     return verdict(ok, f"decontaminate caught all {n_inserted} leaked test prompts",
                    "insert at least one row whose prompt is a test prompt, and pass val + test problems and "
@@ -50,6 +53,7 @@ def check_contamination_caught(n_caught: int, n_inserted: int) -> bool:
 def check_cap_kept(kept: int, rows: list[dict], m: int) -> bool:
     """Exercise 3: how many of ``rows`` (already format-filtered and deduplicated) the verifier
     stage keeps with at most ``m`` correct samples per prompt (rows need ``answer``). Right: within 1 %."""
+    kept = as_number(kept)   # 412, "４１２", "412。", "四百一十二"
     actual = len(dd.filter_verifier(rows, m))
     ok = kept is not None and abs(kept - actual) <= 0.01 * actual
     return verdict(ok, f"with m = {m} the verifier stage keeps {actual} of {len(rows)} samples",

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import math
 
-from . import verdict
+from . import accepted, as_number, choose, verdict
 
 
 def check_epochs(answer: float | None, rows: int, steps: int, batch: int) -> bool:
     """Exercise 1: how many times an arm reads its ``rows`` in ``steps`` optimiser steps of
     ``batch`` rows each – ``steps × batch / rows`` epochs (within 5 %)."""
-    if answer is None:
+    value = as_number(answer)
+    if value is None:
         return verdict(False, "", "set your_answer to a number of epochs, then rerun the cell")
     right = steps * batch / rows
-    ok = math.isfinite(float(answer)) and abs(float(answer) - right) <= 0.05 * right
+    ok = math.isfinite(value) and abs(value - right) <= 0.05 * right
     return verdict(ok, f"{right:.1f} epochs: {steps} steps × {batch} rows per step = {steps * batch} rows read, "
                        f"over a dataset of {rows} rows",
                    "each step reads one batch of rows; how many rows is that over all the steps, "
@@ -91,9 +92,11 @@ def check_curriculum_sampler(fn) -> bool:
 # Exercises 2 and 3: predictions checked against the learner's own recorded runs
 # ---------------------------------------------------------------------------------------
 
-SHORT_RUN_ANSWERS = {"lower loss": ("filtered", "unfiltered", "tie"),
-                     "higher validation accuracy": ("filtered", "unfiltered", "tie"),
-                     "enough to tell": ("yes", "no")}
+ARMS = {"filtered": ("过滤", "过滤组", "过滤后", "过滤数据", "过滤后的数据"),
+        "unfiltered": ("未过滤", "未过滤组", "未过滤数据", "未过滤的数据"),
+        "tie": ("same", "持平", "一样", "相同", "平局")}
+YES_NO = {"yes": ("是", "能", "够", "足够", "可以"), "no": ("否", "不能", "不够", "不足以", "不可以")}
+SHORT_RUN_ANSWERS = {"lower loss": ARMS, "higher validation accuracy": ARMS, "enough to tell": YES_NO}
 
 
 def _short_run_truth(final_loss: dict[str, float], val_correct: dict[str, list[bool]]) -> dict[str, str]:
@@ -118,16 +121,17 @@ def check_short_run(your_prediction: dict, final_loss: dict[str, float], val_cor
     if not isinstance(your_prediction, dict) or any(your_prediction.get(k) is None for k in SHORT_RUN_ANSWERS):
         return verdict(False, "", "fill in all three predictions – " + "; ".join(
             f"{k!r}: {' / '.join(map(repr, v))}" for k, v in SHORT_RUN_ANSWERS.items()) + " – then run the arms")
-    for key, allowed in SHORT_RUN_ANSWERS.items():
-        if str(your_prediction[key]).strip().lower() not in allowed:
-            return verdict(False, "", f"{key!r} takes one of {', '.join(map(repr, allowed))}, not {your_prediction[key]!r}")
+    said = {key: choose(your_prediction[key], choices) for key, choices in SHORT_RUN_ANSWERS.items()}
+    for key, choices in SHORT_RUN_ANSWERS.items():
+        if said[key] is None:
+            return verdict(False, "", f"{key!r} takes one of {accepted(choices)}, not {your_prediction[key]!r}")
     if set(final_loss) != {"filtered", "unfiltered"} or set(val_correct) != {"filtered", "unfiltered"}:
         return verdict(False, "", "run both arms first (uncomment the lines): the checker compares your prediction "
                                   "with their recorded loss and validation answers")
     if len(val_correct["filtered"]) != len(val_correct["unfiltered"]) or not val_correct["filtered"]:
         return verdict(False, "", "the two arms must be scored on the same validation problems")
     truth = _short_run_truth(final_loss, val_correct)
-    wrong = [k for k in SHORT_RUN_ANSWERS if str(your_prediction[k]).strip().lower() != truth[k]]
+    wrong = [k for k in SHORT_RUN_ANSWERS if said[k] != truth[k]]
     n = len(val_correct["filtered"])
     measured = ", ".join(f"{k}: {v}" for k, v in truth.items())
     if not wrong:
@@ -140,13 +144,20 @@ def check_short_run(your_prediction: dict, final_loss: dict[str, float], val_cor
     return verdict(False, "", f"the runs show {measured}; " + " ".join(why[k] for k in wrong))
 
 
+SPEEDUP_CHOICES = {"grows": ("grow", "变大", "增大", "增加", "上升", "更大"),
+                   "shrinks": ("shrink", "变小", "减小", "下降", "缩小", "更小"),
+                   "stays": ("stay", "stays the same", "不变", "基本不变", "持平", "差不多")}
+
+
 def check_batch_speedup(your_prediction: str | None, tps: dict, stays: float = 0.05) -> bool:
     """Exercise 3: "grows", "shrinks" or "stays" – how the student's speed-up over the teacher (student
     tokens/s ÷ teacher tokens/s) moved from batch 1 to batch 8, read from the learner's recorded ``tps``
     ``{(name, batch): tokens/s}``; within ``stays`` (relative) it "stays". Only arithmetic on the recording."""
-    allowed = ("grows", "shrinks", "stays")
-    if your_prediction is None or str(your_prediction).strip().lower() not in allowed:
-        return verdict(False, "", f"set your_prediction to one of {', '.join(map(repr, allowed))}")
+    if your_prediction is None:
+        return verdict(False, "", f"set your_prediction to one of {', '.join(map(repr, SPEEDUP_CHOICES))}")
+    said = choose(your_prediction, SPEEDUP_CHOICES)
+    if said is None:
+        return verdict(False, "", f"your_prediction takes one of {accepted(SPEEDUP_CHOICES)}, not {your_prediction!r}")
     need = [(n, b) for b in (1, 8) for n in ("teacher", "student")]
     if not isinstance(tps, dict) or any(k not in tps for k in need):
         return verdict(False, "", "run the measurement first (uncomment the lines): tps needs "
@@ -156,9 +167,9 @@ def check_batch_speedup(your_prediction: str | None, tps: dict, stays: float = 0
     s1, s8 = (tps["student", b] / tps["teacher", b] for b in (1, 8))
     change = s8 / s1 - 1
     truth = "stays" if abs(change) <= stays else ("grows" if change > 0 else "shrinks")
-    said = f"the speed-up went from {s1:.2f}× at batch 1 to {s8:.2f}× at batch 8 ({change:+.0%}): it {truth}"
-    return verdict(str(your_prediction).strip().lower() == truth, said + ", as you predicted",
-                   said + ". At batch 1 both models wait mostly on fixed per-token overhead; at batch 8 the "
+    measured = f"the speed-up went from {s1:.2f}× at batch 1 to {s8:.2f}× at batch 8 ({change:+.0%}): it {truth}"
+    return verdict(said == truth, measured + ", as you predicted",
+                   measured + ". At batch 1 both models wait mostly on fixed per-token overhead; at batch 8 the "
                           "arithmetic per token weighs more – which model does that favour?")
 
 

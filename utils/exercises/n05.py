@@ -10,10 +10,16 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from . import verdict
+from . import accepted, as_number, choose, verdict
 
 MODELS = ("student", "teacher")
 LONG_PROMPT_OUTCOMES = ("accepted", "characters", "context")
+#: The words each answer may be written with, in English and in Chinese.
+MODEL_CHOICES = {"student": ("学生", "学生模型"), "teacher": ("教师", "教师模型", "老师"),
+                 "tie": ("same", "持平", "一样", "相同", "平局")}
+LONG_PROMPT_CHOICES = {"accepted": ("accept", "接受", "被接受", "通过"),
+                       "characters": ("character", "字符", "字符数", "字符数超限", "字符太多"),
+                       "context": ("上下文", "上下文超限", "超出上下文")}
 
 
 def _lookup(values: Mapping, key: float) -> float | None:
@@ -40,7 +46,8 @@ def check_student_vs_teacher(prediction: Mapping[str, str], latency_ms: Mapping[
                              accuracy: Mapping[str, float], n: int, latency_tie: float = 0.10) -> bool:
     """Exercise 1: did you predict which model answers faster and which is more accurate?
 
-    ``prediction`` is ``{"faster": …, "more_accurate": …}``, each "student", "teacher" or "tie";
+    ``prediction`` is ``{"faster": …, "more_accurate": …}``, each "student", "teacher" or "tie" (or the
+    Chinese words of :data:`MODEL_CHOICES`: 学生, 教师, 持平);
     ``latency_ms`` and ``accuracy`` are what you measured for both models on ``n`` prompts.
     Latencies within ``latency_tie`` (10 %) of each other count as a tie; accuracies as a tie
     when they differ by at most two standard errors of a ``n``-problem sample – then "tie" and
@@ -51,9 +58,10 @@ def check_student_vs_teacher(prediction: Mapping[str, str], latency_ms: Mapping[
     if not isinstance(prediction, Mapping) or {"faster", "more_accurate"} - set(prediction):
         return verdict(False, "", 'write prediction = {"faster": "student"|"teacher"|"tie", '
                                   '"more_accurate": "student"|"teacher"|"tie"}.')
-    guesses = {k: str(prediction[k]).strip().lower() for k in ("faster", "more_accurate")}
-    if any(g not in (*MODELS, "tie") for g in guesses.values()):
-        return verdict(False, "", f'each prediction is "student", "teacher" or "tie" – got {guesses}. ' + hint)
+    guesses = {k: choose(prediction[k], MODEL_CHOICES) for k in ("faster", "more_accurate")}
+    if any(g is None for g in guesses.values()):
+        return verdict(False, "", f"each prediction is one of {accepted(MODEL_CHOICES)} – got "
+                                  f"{ {k: prediction[k] for k in guesses} }. " + hint)
     if n <= 0:
         raise ValueError("n, the number of prompts measured, must be positive")
     lat = {m: float(latency_ms[m]) for m in MODELS}
@@ -110,16 +118,16 @@ def long_prompt_outcome(message: str | None) -> str:
 def check_long_prompt(prediction: str, message: str | None) -> bool:
     """Exercise 3: did you predict what the app does with a very long prompt?
 
-    ``prediction`` is "accepted", "characters" (refused: more characters than
+    ``prediction`` is "accepted", "characters" (or the Chinese of :data:`LONG_PROMPT_CHOICES`; refused: more characters than
     ``serve_max_prompt_chars``) or "context" (refused: prompt + new tokens exceed the model's
     context); ``message`` is what ``serve.validate_request`` raised (``""`` if it accepted).
     """
     hint = ("validate_request first counts characters (the profile's serve_max_prompt_chars), then tokenises "
             "the prompt and checks that prompt + max_new_tokens fit in the model's context "
             "(config.max_position_embeddings). Which limit is smaller for this model – in tokens?")
-    guess = str(prediction).strip().lower()
-    if guess not in LONG_PROMPT_OUTCOMES:
-        return verdict(False, "", f"predict one of {', '.join(LONG_PROMPT_OUTCOMES)} – got {prediction!r}. " + hint)
+    guess = choose(prediction, LONG_PROMPT_CHOICES)
+    if guess is None:
+        return verdict(False, "", f"predict one of {accepted(LONG_PROMPT_CHOICES)} – got {prediction!r}. " + hint)
     actual = long_prompt_outcome(message)
     return verdict(guess == actual, f"{actual}: {message or 'the app accepted the prompt'}", hint)
 
