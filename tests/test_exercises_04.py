@@ -118,7 +118,7 @@ def test_completion_batch_solution_passes(capsys):
 def test_completion_batch_rejects_each_typical_mistake(name, capsys):
     mistake = next(m for m in n04._batch_mistakes() if m.name == name)
     assert check_completion_batch(mistake.compute) is False
-    assert mistake.hint in capsys.readouterr().out
+    assert str(mistake.hint) in capsys.readouterr().out
 
 
 def test_completion_batch_mistakes_differ_from_the_reference():

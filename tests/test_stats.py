@@ -45,7 +45,7 @@ def test_identical_models_are_not_distinguishable():
     d = stats.paired_difference(a, a)
     assert (d.diff, d.low, d.high, d.only_a, d.only_b) == (0.0, 0.0, 0.0, 0, 0)
     assert not d.distinguishable
-    assert "not distinguishable at this test size" in stats.describe_difference("A", "B", d)
+    assert "not distinguishable at this test size" in str(stats.describe_difference("A", "B", d))
 
 
 def test_a_clear_difference_is_found_and_a_small_one_is_not():
@@ -53,7 +53,7 @@ def test_a_clear_difference_is_found_and_a_small_one_is_not():
     clearly_better = [c or i % 6 == 1 for i, c in enumerate(base)]   # A solves 50 more, loses none
     d = stats.paired_difference(clearly_better, base)
     assert d.diff == pytest.approx(50 / 300) and d.low > 0 and d.p_value < 1e-6
-    assert stats.describe_difference("A", "B", d).endswith("A is better at this test size.")
+    assert str(stats.describe_difference("A", "B", d)).endswith("A is better at this test size.")
     # 4 gained, 3 lost: +1 problem in 300 is noise
     slightly = list(base)
     for i in (1, 3, 5, 7):
@@ -85,7 +85,7 @@ def test_a_borderline_difference_needs_both_tests():
                                only_b=14, n=300)
     assert d.p_value > 0.05 and d.high < 0
     assert not d.distinguishable
-    assert "not distinguishable" in stats.describe_difference("A", "B", d)
+    assert "not distinguishable" in str(stats.describe_difference("A", "B", d))
     clear = stats.PairedDifference(diff=-0.153, low=-0.2, high=-0.11, p_value=stats.mcnemar_p(4, 50), only_a=4,
                                    only_b=50, n=300)
-    assert clear.distinguishable and "B is better" in stats.describe_difference("A", "B", clear)
+    assert clear.distinguishable and "B is better" in str(stats.describe_difference("A", "B", clear))

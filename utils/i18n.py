@@ -11,9 +11,11 @@ in the notebook's order::
       zh: |-
         ## 1 · 两种蒸馏
 
-A Chinese notebook is the English notebook – code cells, their outputs and metadata byte for byte,
-so the outputs are those of the real English run – with every markdown cell's source replaced by
-its ``zh``. Printed messages stay English: they are output.
+A Chinese notebook is the English notebook – code cells and metadata byte for byte, so the outputs
+are those of the real English run – with every markdown cell's source replaced by its ``zh``, the
+parameters cell's ``lang = "zh"``, and what the course's code rendered (summaries, verdicts, hints,
+plots: :mod:`utils.messages`) re-rendered in Chinese from the message keys and values each output
+keeps in its metadata. Library logs and plain ``print`` output stay as the run wrote them.
 
 Commands (``make zh`` runs ``build``)::
 
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import REPO_ROOT
+from .messages import zh_output
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 ZH_DIR = NOTEBOOK_DIR / "zh"
@@ -239,14 +242,26 @@ def problems(pair: Pair) -> list[str]:
     return out
 
 
+# The one code difference: the Chinese parameters cell speaks Chinese wherever it runs (Colab included).
+EN_LANG_LINE = 'lang = None     # None: the notebook\'s folder (notebooks/zh/ speaks Chinese), else $R1LAB_LANG or "en"\n'
+ZH_LANG_LINE = 'lang = "zh"     # 中文：本笔记本打印的小结、判定、提示和图都用中文\n'
+
+
 def translate(pair: Pair) -> str:
-    """The Chinese notebook's text: the English notebook with each markdown source replaced."""
+    """The Chinese notebook's text: the English notebook with each markdown source replaced, the
+    parameters cell's ``lang`` set to ``"zh"``, and every course output rendered in Chinese from its
+    metadata (:func:`utils.messages.zh_output`: messages re-rendered, figures swapped)."""
     nb = json.loads(pair.english.read_text(encoding="utf-8"))
     entries = {e["id"]: e for e in read_catalogue(pair.catalogue)}
     out = copy.deepcopy(nb)
     for cell in out["cells"]:
         if cell["cell_type"] == "markdown":
             cell["source"] = str(entries[cell["id"]]["zh"]).splitlines(keepends=True)
+        elif cell["cell_type"] == "code":
+            if "parameters" in cell.get("metadata", {}).get("tags", []):
+                cell["source"] = [ZH_LANG_LINE.rstrip("\n") + line[len(line.rstrip("\n")):]
+                                  if line.rstrip("\n") == EN_LANG_LINE.rstrip("\n") else line for line in cell["source"]]
+            cell["outputs"] = [zh_output(o) for o in cell.get("outputs", [])]
     # nbformat's own layout (indent 1, sorted keys, UTF-8 as is), so a rebuild is byte-identical.
     return json.dumps(out, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
 

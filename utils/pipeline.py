@@ -141,14 +141,18 @@ def ensure_student(run: Run) -> Path:
 
 
 def setup(profile: str | None = None, seed: int | None = None, *, notebook: str | None = None,
-          quiet: bool = False) -> Run:
+          quiet: bool = False, lang: str | None = None) -> Run:
     """Every notebook's first call: offline env, threads, seeds, device (:func:`utils.config.make_run`);
     the colab-dryrun stand-ins when the profile uses them; and, with ``notebook`` ("01" … "05"),
     a fresh section of ``results.json`` for this notebook (:func:`utils.artifacts.begin_results`).
 
-    ``profile``/``seed`` come from the notebook's ``parameters`` cell; ``None`` means
-    "use ``$R1LAB_PROFILE`` / ``$R1LAB_SEED``, else the defaults".
+    ``profile``/``seed``/``lang`` come from the notebook's ``parameters`` cell; ``None`` means
+    "use ``$R1LAB_PROFILE`` / ``$R1LAB_SEED``, else the defaults" (``lang``: the notebook's folder, else
+    ``$R1LAB_LANG``, else English – :func:`utils.messages.language`).
     """
+    from .messages import set_language
+
+    set_language(lang)   # the course's language: lang, else the notebook's folder, else $R1LAB_LANG
     run = make_run(profile, seed, quiet=quiet)
     if run.profile.extra.get("standins"):
         from .standins import build_standins

@@ -617,7 +617,7 @@ def _stats_table(results: dict[str, dict[str, Any]], notes: list[str], lang: str
 
 def build_app(student_path: str | Path | None = None, teacher_path: str | Path | None = None,
               profile: Profile | str | None = None, *, models: dict[str, ServedModel] | None = None,
-              device: str | None = None, title: str | None = None):
+              device: str | None = None, title: str | None = None, lang: str | None = None):
     """Build the Gradio app (a ``gr.Blocks``, queued, not launched) serving the student.
 
     ``student_path`` / ``teacher_path`` are model folders (artifacts) or hub ids; with a
@@ -634,7 +634,9 @@ def build_app(student_path: str | Path | None = None, teacher_path: str | Path |
     what the model can read, instead of an error.
 
     A language switch (English / 中文) relabels the UI; messages come in the chosen language
-    (``language`` = "English" or "中文", or "en"/"zh", on both endpoints; English by default).
+    (``language`` = "English" or "中文", or "en"/"zh", on both endpoints; English by default). The app
+    opens in ``lang``, by default the course's language (:func:`utils.messages.language`): notebook 05's
+    Chinese twin opens it in Chinese.
     The loaded models are available as ``demo.served_models``.
     """
     import gradio as gr
@@ -718,23 +720,26 @@ def build_app(student_path: str | Path | None = None, teacher_path: str | Path |
     def model_choices(lang: str) -> list[tuple[str, str]]:
         return [(shown(n, lang), n) for n in choices]
 
-    with gr.Blocks(title=title or say("en", "title"), analytics_enabled=False) as demo:
+    from .messages import check_language, language as course_language
+
+    start = check_language(lang or course_language())   # the notebook's language (notebooks/zh/ → 中文)
+    with gr.Blocks(title=title or say(start, "title"), analytics_enabled=False) as demo:
         with gr.Row():
-            intro = gr.Markdown(header("en"))
-            switch = gr.Radio(list(LANGUAGES), value="English", label="Language · 语言", scale=0,
+            intro = gr.Markdown(header(start))
+            switch = gr.Radio(list(LANGUAGES), value=next(k for k, v in LANGUAGES.items() if v == start), label="Language · 语言", scale=0,
                               min_width=200, elem_id="language")
         with gr.Row():
-            prompt = gr.Textbox(label=say("en", "problem"), placeholder="Q:4759+86=", scale=4, elem_id="prompt")
-            choice = gr.Radio(model_choices("en"), value="student", label=say("en", "model"), scale=1,
+            prompt = gr.Textbox(label=say(start, "problem"), placeholder="Q:4759+86=", scale=4, elem_id="prompt")
+            choice = gr.Radio(model_choices(start), value="student", label=say(start, "model"), scale=1,
                               elem_id="model-choice")
-        with gr.Accordion(say("en", "sampling"), open=False) as sampling:
-            temperature = gr.Slider(0.0, 1.5, value=prof.temperature, step=0.05, label=say("en", "temperature"))
-            top_p = gr.Slider(0.05, 1.0, value=prof.top_p, step=0.05, label=say("en", "top_p"))
-            max_new = gr.Slider(1, cap, value=cap, step=1, label=say("en", "max_new_tokens"))
-        run_btn = gr.Button(say("en", "generate"), variant="primary", elem_id="generate")
-        examples = gr.Examples(example_prompts(prof), inputs=[prompt], label=say("en", "examples"))
+        with gr.Accordion(say(start, "sampling"), open=False) as sampling:
+            temperature = gr.Slider(0.0, 1.5, value=prof.temperature, step=0.05, label=say(start, "temperature"))
+            top_p = gr.Slider(0.05, 1.0, value=prof.top_p, step=0.05, label=say(start, "top_p"))
+            max_new = gr.Slider(1, cap, value=cap, step=1, label=say(start, "max_new_tokens"))
+        run_btn = gr.Button(say(start, "generate"), variant="primary", elem_id="generate")
+        examples = gr.Examples(example_prompts(prof), inputs=[prompt], label=say(start, "examples"))
         with gr.Row():
-            panes = [gr.Chatbot(label=shown(n, "en"), height=320,
+            panes = [gr.Chatbot(label=shown(n, start), height=320,
                                 elem_id=f"chat-{n}", allow_tags=False, feedback_options=None) for n in names]
         stats = gr.Markdown(elem_id="stats")
 

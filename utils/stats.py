@@ -130,13 +130,18 @@ def resolvable_difference(n: int, accuracy: float = 0.8) -> float:
     return Z95 * math.sqrt(2 * accuracy * (1 - accuracy) / n)
 
 
-def describe_difference(name_a: str, name_b: str, d: PairedDifference) -> str:
+def describe_difference(name_a, name_b, d: PairedDifference):
     """One sentence on A − B, rendered from the measured pair: the difference in points, its paired
-    95 % interval, McNemar's p, and whether the two can be told apart at this test size."""
-    body = (f"{name_a} − {name_b}: {100 * d.diff:+.1f} points (paired 95 % interval "
-            f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}], McNemar p = {d.p_value:.2g}; "
-            f"{d.only_a} problems only {name_a} solved, {d.only_b} only {name_b}, of {d.n})")
+    95 % interval, McNemar's p, and whether the two can be told apart at this test size. A message
+    (:func:`utils.messages.msg`: ``str()`` renders it in the course's language); the names may be messages too."""
+    from .messages import msg
+
+    values = dict(a=name_a, b=name_b, diff=100 * d.diff, low=100 * d.low, high=100 * d.high, p=d.p_value,
+                  only_a=d.only_a, only_b=d.only_b, n=d.n)
     if d.distinguishable:
-        better = name_a if d.diff > 0 else name_b
-        return f"{body} – {better} is better at this test size."
-    return f"{body} – not distinguishable at this test size."
+        return msg("{a} − {b}: {diff:+.1f} points (paired 95 % interval [{low:+.1f}, {high:+.1f}], McNemar p = {p:.2g}; "
+                   "{only_a} problems only {a} solved, {only_b} only {b}, of {n}) – {better} is better at this test size.",
+                   better=name_a if d.diff > 0 else name_b, **values)
+    return msg("{a} − {b}: {diff:+.1f} points (paired 95 % interval [{low:+.1f}, {high:+.1f}], McNemar p = {p:.2g}; "
+               "{only_a} problems only {a} solved, {only_b} only {b}, of {n}) – not distinguishable at this test size.",
+               **values)

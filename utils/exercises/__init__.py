@@ -5,9 +5,12 @@ solution notebook (``notebooks/solutions/``) and the unit tests can assert on it
 """
 
 
-def verdict(ok: bool, right: str, hint: str) -> bool:
-    """Print a checker's verdict – ✓ and what it means, or ✗ and a hint – and return ``ok``."""
-    print(f"✓ {right}" if ok else f"✗ not yet – hint: {hint}")
+def verdict(ok: bool, right, hint) -> bool:
+    """Show a checker's verdict – ✓ and what it means, or ✗ and a hint – in the course's language, and
+    return ``ok``. ``right`` and ``hint`` are messages (:func:`utils.messages.msg`) or plain text."""
+    from ..messages import msg, say
+
+    say(msg("✓ {right}", right=right) if ok else msg("✗ not yet – hint: {hint}", hint=hint))
     return ok
 
 
@@ -73,7 +76,20 @@ def choose(answer, choices: dict[str, tuple[str, ...]]) -> str | None:
     return None
 
 
-def accepted(choices: dict[str, tuple[str, ...]]) -> str:
-    """The accepted forms, for a hint: ``"higher" (更高, 升高, …) / "lower" (…)``."""
-    return " / ".join(f'"{k}"' + (f" ({', '.join(f for f in forms if f != k)})" if forms else "")
-                      for k, forms in choices.items())
+def accepted(choices: dict[str, tuple[str, ...]]):
+    """The accepted forms, for a hint, as a message: ``"higher" (更高, 升高, …) / "lower" (…)`` (the forms
+    are listed as the learner may type them; in Chinese the list's commas are 、)."""
+    from ..messages import msg
+
+    parts: list = []
+    for i, (k, forms) in enumerate(choices.items()):
+        if i:
+            parts.append(" / ")
+        if not forms:
+            parts.append(f'"{k}"')
+            continue
+        others: list = []
+        for f in (f for f in forms if f != k):
+            others += [msg(", "), f] if others else [f]
+        parts.append(msg('"{choice}" ({forms})', choice=k, forms=others))
+    return msg("{choices}", choices=parts)

@@ -21,6 +21,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from ..messages import Msg, msg
 from . import verdict
 
 
@@ -30,7 +31,7 @@ class Mistake:
 
     name: str
     compute: Callable[..., Any]
-    hint: str
+    hint: Msg | str
 
 
 def _as_tensor(x: Any):
@@ -62,38 +63,51 @@ def _close(mine, right, tol: float) -> bool:
     return mine.shape == right.shape and bool(torch.allclose(mine.double(), right.double(), atol=tol, rtol=tol))
 
 
-def _where(exc: BaseException) -> str:
+def _where(exc: BaseException) -> Msg | str:
     """The learner's line that raised (the last frame outside this package), for the hint."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if "utils/exercises" not in f.filename.replace("\\", "/")]
-    return f" (line {frames[-1].lineno}: `{frames[-1].line}`)" if frames and frames[-1].line else ""
+    if frames and frames[-1].line:
+        return msg(" (line {lineno}: `{line}`)", lineno=frames[-1].lineno, line=frames[-1].line)
+    return ""
+
+
+def and_list(items: Sequence[Any]) -> Any:
+    """``a``, ``a and b``, ``a and b and c`` – a message value (in Chinese ``a 和 b``, ``a、b 和 c``)."""
+    if len(items) <= 1:
+        return items[0] if items else ""
+    if len(items) == 2:
+        return msg("{a} and {b}", a=items[0], b=items[1])
+    return msg("{a} and {b} and {c}", a=and_list(items[:-2]), b=items[-2], c=items[-1])
 
 
 def call_learner(fn: Callable[..., Any], args: Sequence[Any], *,
-                 mutated: str | None = None) -> tuple[Any, str | None]:
+                 mutated: Msg | str | None = None) -> tuple[Any, Msg | str | None]:
     """Call the learner's ``fn`` on copies of ``args``: ``(result, None)``, or ``(None, hint)`` when it is not
     a function, raises (its line quoted), is not written yet, returns None, or changes its inputs
     (``mutated``: that hint in the exercise's own words)."""
     if not callable(fn):
-        return None, f"pass the function itself (its name, no parentheses), not {type(fn).__name__}"
+        return None, msg("pass the function itself (its name, no parentheses), not {type}", type=type(fn).__name__)
     theirs = _snapshot(args)
     try:
         got = fn(*theirs)
     except NotImplementedError:
-        return None, "the function is not written yet: replace `raise NotImplementedError` with its body"
+        return None, msg("the function is not written yet: replace `raise NotImplementedError` with its body")
     except Exception as exc:  # noqa: BLE001 – any error of the learner's code is a hint, not a crash
-        return None, f"your function raised {type(exc).__name__}: {exc}{_where(exc)}"
+        return None, msg("your function raised {error}: {message}{where}", error=type(exc).__name__, message=str(exc),
+                         where=_where(exc))
     if got is None:
-        return None, "your function returned None: write its body and end it with `return …`"
+        return None, msg("your function returned None: write its body and end it with `return …`")
     if any(not _same(a, b) for a, b in zip(theirs, args)):
-        return None, mutated or ("your function changed its inputs in place (an in-place op such as `+=`, `[...] =`, "
-                      "`.sort()` or `.sub_()` on an argument): work on new objects and leave the caller's alone")
+        return None, mutated or msg("your function changed its inputs in place (an in-place op such as `+=`, "
+                                    "`[...] =`, `.sort()` or `.sub_()` on an argument): work on new objects and leave "
+                                    "the caller's alone")
     return got, None
 
 
-def _compare_rows(got: Any, expected: list[dict], args: tuple, mistakes: Sequence[Mistake]) -> tuple[bool, str]:
+def _compare_rows(got: Any, expected: list[dict], args: tuple, mistakes: Sequence[Mistake]) -> tuple[bool, Msg | str]:
     """A function that returns rows (a filter): the same rows, in the same order, as the reference."""
     if not isinstance(got, list) or not all(isinstance(r, dict) for r in got):
-        return False, "return a list of the rows you keep – the row dicts themselves, unchanged"
+        return False, msg("return a list of the rows you keep – the row dicts themselves, unchanged")
     if got == expected:
         return True, ""
     for mistake in mistakes:
@@ -102,14 +116,16 @@ def _compare_rows(got: Any, expected: list[dict], args: tuple, mistakes: Sequenc
     extra = [r for r in got if r not in expected]
     missing = [r for r in expected if r not in got]
     if extra:
-        return False, f"you keep {len(extra)} row(s) the course drops, e.g. {extra[0].get('completion', extra[0])!r}"
+        return False, msg("you keep {n} row(s) the course drops, e.g. {example}", n=len(extra),
+                          example=repr(extra[0].get("completion", extra[0])))
     if missing:
-        return False, f"you drop {len(missing)} row(s) the course keeps, e.g. {missing[0].get('completion', missing[0])!r}"
-    return False, "the right rows, in another order: keep the order they came in"
+        return False, msg("you drop {n} row(s) the course keeps, e.g. {example}", n=len(missing),
+                          example=repr(missing[0].get("completion", missing[0])))
+    return False, msg("the right rows, in another order: keep the order they came in")
 
 
 def diagnose(fn: Callable[..., Any], reference: Callable[..., Any], cases: Sequence[tuple],
-             mistakes: Sequence[Mistake] = (), tol: float = 1e-5) -> tuple[bool, str]:
+             mistakes: Sequence[Mistake] = (), tol: float = 1e-5) -> tuple[bool, Msg | str]:
     """``(True, "")`` when ``fn`` agrees with ``reference`` on every case, else ``(False, hint)``.
 
     ``cases``: argument tuples (each copied before the call). ``reference`` gives the right result
@@ -128,26 +144,28 @@ def diagnose(fn: Callable[..., Any], reference: Callable[..., Any], cases: Seque
         right = _as_tensor(expected)
         mine = _as_tensor(got)
         if mine is None:
-            return False, f"return a tensor (or a number), not {type(got).__name__}"
+            return False, msg("return a tensor (or a number), not {type}", type=type(got).__name__)
         if mine.shape != right.shape:
-            return False, f"the result should have shape {tuple(right.shape)}, yours has {tuple(mine.shape)}"
+            return False, msg("the result should have shape {shape}, yours has {yours}",
+                              shape=str(tuple(right.shape)), yours=str(tuple(mine.shape)))
         if not mine.is_floating_point():
-            return False, (f"the result should be floating point (like {right.dtype}), yours is {mine.dtype}: "
-                           "an integer division or an integer tensor somewhere?")
+            return False, msg("the result should be floating point (like {dtype}), yours is {yours}: "
+                              "an integer division or an integer tensor somewhere?",
+                              dtype=str(right.dtype), yours=str(mine.dtype))
         if not bool(mine.isfinite().all()):
-            return False, ("your result holds NaN or inf – a division by zero? (a group whose rewards are all equal "
-                           "has standard deviation 0: add the small epsilon to the denominator)")
+            return False, msg("your result holds NaN or inf – a division by zero? (a group whose rewards are all "
+                              "equal has standard deviation 0: add the small epsilon to the denominator)")
         if _close(mine, right, tol):
             continue
         for mistake in mistakes:
             wrong = _as_tensor(mistake.compute(*_snapshot(args)))
             if wrong is not None and _close(mine, wrong, tol):
                 return False, mistake.hint
-        return False, "the values differ from the course's on at least one input; re-read the docstring's formula"
+        return False, msg("the values differ from the course's on at least one input; re-read the docstring's formula")
     return True, ""
 
 
-def grade(fn: Callable[..., Any], reference: Callable[..., Any], cases: Sequence[tuple], *, right: str,
+def grade(fn: Callable[..., Any], reference: Callable[..., Any], cases: Sequence[tuple], *, right: Msg | str,
           mistakes: Sequence[Mistake] = (), tol: float = 1e-5) -> bool:
     """Print ✓ ``right`` or ✗ with the hint of :func:`diagnose`; return whether ``fn`` is right."""
     ok, hint = diagnose(fn, reference, cases, mistakes, tol)

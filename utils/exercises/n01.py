@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+from ..messages import msg
 from . import as_number, verdict
 
 # Exercise 2's "split by seed" world: train drawn with seed 0, test with the course's eval seed.
@@ -28,13 +29,13 @@ def check_t2_factor(answer: float, temperature: float = 4.0) -> bool:
     if value is not None and 0 < value < 1:
         value = 1 / value
     if value is None:
-        return verdict(False, "", f"answer with a number – the factor (16 means \"to 1/16\"; 1/16 is accepted "
-                                  f"too) – got {answer!r}")
+        return verdict(False, "", msg("answer with a number – the factor (16 means \"to 1/16\"; 1/16 is accepted "
+                                      "too) – got {answer}", answer=repr(answer)))
     ok = abs(value - target) <= 0.15 * target
-    return verdict(ok, f"about T² = {target:g}: d KL/dz = (p_s − p_t)/T, and p_s − p_t itself shrinks "
-                       "like 1/T – so kd_loss multiplies by T² to undo it",
-                   "the gradient has two factors of 1/T: one from z/T inside the softmax, one because "
-                   "both softened distributions get closer to uniform (look at the toy's table)")
+    return verdict(ok, msg("about T² = {target:g}: d KL/dz = (p_s − p_t)/T, and p_s − p_t itself shrinks "
+                           "like 1/T – so kd_loss multiplies by T² to undo it", target=target),
+                   msg("the gradient has two factors of 1/T: one from z/T inside the softmax, one because "
+                       "both softened distributions get closer to uniform (look at the toy's table)"))
 
 
 def _seed_split_overlap() -> tuple[int, int]:
@@ -59,12 +60,13 @@ def check_seed_split_leak(answer: int | None) -> bool:
     distinct, draws = _seed_split_overlap()
     answer = as_number(answer) if answer is not None else None
     ok = answer is not None and answer == distinct
-    hint = ("that counts repeated train draws; count distinct prompts: len(set(test) & set(train))"
+    hint = (msg("that counts repeated train draws; count distinct prompts: len(set(test) & set(train))")
             if answer == draws else
-            "draw both lists with tasks.generate_problem(\"add\", 1, rng), one rng per seed, and "
-            "intersect the two sets of prompts – small problem spaces repeat a lot")
-    return verdict(ok, f"{distinct} distinct test prompts would be seen in training – a different "
-                       "seed is no protection; a hash of the prompt makes the overlap zero by construction",
+            msg("draw both lists with tasks.generate_problem(\"add\", 1, rng), one rng per seed, and "
+                "intersect the two sets of prompts – small problem spaces repeat a lot"))
+    return verdict(ok, msg("{distinct} distinct test prompts would be seen in training – a different "
+                           "seed is no protection; a hash of the prompt makes the overlap zero by construction",
+                           distinct=distinct),
                    hint)
 
 
@@ -76,9 +78,9 @@ def check_token_count(answer: int | None, text: str = TOKEN_EXAMPLE) -> bool:
     n = len(build_char_tokenizer()(text)["input_ids"])
     answer = as_number(answer) if answer is not None else None
     ok = answer is not None and answer == n
-    hint = ("<think> and </think> are one token each, not 7 and 8 characters"
-            if answer == len(text) else "one token per character, <think> and </think> count as one each")
-    return verdict(ok, f"{n} tokens: the chain of thought, not the question, is most of the sequence", hint)
+    hint = (msg("<think> and </think> are one token each, not 7 and 8 characters")
+            if answer == len(text) else msg("one token per character, <think> and </think> count as one each"))
+    return verdict(ok, msg("{n} tokens: the chain of thought, not the question, is most of the sequence", n=n), hint)
 
 
 # ---------------------------------------------------------------------------------------
@@ -115,14 +117,14 @@ def _kd_mistakes():
         return (p_teacher * (p_teacher.log() - F.log_softmax(s / T, -1))).mean() * T**2
 
     return [
-        Mistake("missing T²", no_t2, "multiply the KL by T²: dividing the logits by T shrinks the soft-target "
-                "gradients by about 1/T², and T² brings them back to the scale of T = 1 (Hinton et al., 2015)"),
-        Mistake("reversed KL", reversed_kl, "the direction: KL(teacher ‖ student) = Σ p_teacher · (log p_teacher − "
-                "log p_student) – the teacher's probabilities weight the log-ratio"),
-        Mistake("teacher not softened", teacher_not_softened, "soften both distributions: divide the teacher's "
-                "logits by T as well as the student's"),
-        Mistake("mean over every number", mean_over_everything, "sum over the vocabulary and average over the rows "
-                "(`reduction=\"batchmean\"`); `\"mean\"` also divides by the vocabulary size"),
+        Mistake("missing T²", no_t2, msg("multiply the KL by T²: dividing the logits by T shrinks the soft-target "
+                "gradients by about 1/T², and T² brings them back to the scale of T = 1 (Hinton et al., 2015)")),
+        Mistake("reversed KL", reversed_kl, msg("the direction: KL(teacher ‖ student) = Σ p_teacher · (log p_teacher "
+                "− log p_student) – the teacher's probabilities weight the log-ratio")),
+        Mistake("teacher not softened", teacher_not_softened, msg("soften both distributions: divide the teacher's "
+                "logits by T as well as the student's")),
+        Mistake("mean over every number", mean_over_everything, msg("sum over the vocabulary and average over the "
+                "rows (`reduction=\"batchmean\"`); `\"mean\"` also divides by the vocabulary size")),
     ]
 
 
@@ -134,5 +136,5 @@ def check_kd_loss(fn) -> bool:
     from .grading import grade
 
     return grade(fn, lambda s, t, T: kd_loss(s, t, None, temperature=T), _kd_cases(),
-                 right="your loss is the course's kd_loss: T² · KL(teacher ‖ student) on softened distributions",
+                 right=msg("your loss is the course's kd_loss: T² · KL(teacher ‖ student) on softened distributions"),
                  mistakes=_kd_mistakes())

@@ -7,6 +7,7 @@ and returns ``True``/``False``.
 
 from __future__ import annotations
 
+from ..messages import msg
 from . import accepted, as_number, choose, verdict
 
 
@@ -27,14 +28,15 @@ def check_gae(answer, rewards, values, gamma: float = 1.0, lam: float = 0.95, to
 
     r, v, mine = _floats(rewards), _floats(values), _floats(answer)
     if len(mine) != len(r):
-        return verdict(False, "", f"give one advantage per token: {len(r)} numbers, not {len(mine)}")
+        return verdict(False, "", msg("give one advantage per token: {n} numbers, not {yours}", n=len(r),
+                                      yours=len(mine)))
     adv, _ = gae(torch.tensor([r]), torch.tensor([v]), torch.ones(1, len(r)), gamma, lam)
     right = adv[0].tolist()
     ok = all(abs(a - b) <= tol for a, b in zip(mine, right))
-    return verdict(ok, f"these are GAE's advantages for γ = {gamma}, λ = {lam}",
-                   "go backwards from the last token: δ_t = r_t + γ·V_{t+1} − V_t (V after the last "
-                   "token is 0), then A_t = δ_t + γ·λ·A_{t+1}. With λ = 0, A_t is just δ_t; with "
-                   "γ = λ = 1 it is (sum of the rewards from t on) − V_t.")
+    return verdict(ok, msg("these are GAE's advantages for γ = {gamma}, λ = {lam}", gamma=gamma, lam=lam),
+                   msg("go backwards from the last token: δ_t = r_t + γ·V_{{t+1}} − V_t (V after the last "
+                       "token is 0), then A_t = δ_t + γ·λ·A_{{t+1}}. With λ = 0, A_t is just δ_t; with "
+                       "γ = λ = 1 it is (sum of the rewards from t on) − V_t."))
 
 
 def check_zero_variance_share(answer: float, rewards, group_size: int) -> bool:
@@ -47,14 +49,16 @@ def check_zero_variance_share(answer: float, rewards, group_size: int) -> bool:
     right = zero_variance_share(r, group_size)
     value = as_number(answer)   # 0.25, "0.25", "1/4", "０.２５"
     if value is None:
-        return verdict(False, "", f"answer with a number between 0 and 1 (0.25, or 1/4) – got {answer!r}")
+        return verdict(False, "", msg("answer with a number between 0 and 1 (0.25, or 1/4) – got {answer}",
+                                      answer=repr(answer)))
     ok = abs(value - right) <= 0.5 / n_groups   # the right count of groups, as a share
-    hint = ("a share is between 0 and 1 (0.25, not 25)" if value > 1 else
-            f"split the rewards into {n_groups} groups of {group_size} consecutive values and count the "
-            "groups whose values are all the same (all right or all wrong); divide by the number of groups. "
-            "For a prompt the policy solves with probability p, a group is all-equal with probability "
-            "p^G + (1 − p)^G, which shrinks as G grows.")
-    return verdict(ok, f"{right:.0%} of the groups of {group_size} are all-equal: they get zero advantage", hint)
+    hint = (msg("a share is between 0 and 1 (0.25, not 25)") if value > 1 else
+            msg("split the rewards into {n_groups} groups of {group_size} consecutive values and count the "
+                "groups whose values are all the same (all right or all wrong); divide by the number of groups. "
+                "For a prompt the policy solves with probability p, a group is all-equal with probability "
+                "p^G + (1 − p)^G, which shrinks as G grows.", n_groups=n_groups, group_size=group_size))
+    return verdict(ok, msg("{share:.0%} of the groups of {group_size} are all-equal: they get zero advantage",
+                           share=right, group_size=group_size), hint)
 
 
 CLIP_CHOICES = {"higher": ("more", "up", "increase", "increases", "larger", "更高", "升高", "增大", "变大", "上升",
@@ -70,10 +74,11 @@ def check_clip_prediction(answer: str) -> bool:
     of :data:`CLIP_CHOICES` (更高, 更低, 不变, …)."""
     said = choose(answer, CLIP_CHOICES)
     if said is None:
-        return verdict(False, "", f"answer one of {accepted(CLIP_CHOICES)} – got {answer!r}")
-    return verdict(said == "higher", "a narrower band [1 − ε, 1 + ε] leaves more tokens' ratios outside it, so more "
-                                     "tokens are clipped (and get no gradient)",
-                   "the same ratios ρ_t, a narrower band [1 − ε, 1 + ε]: how many ρ_t fall outside it?")
+        return verdict(False, "", msg("answer one of {choices} – got {answer}", choices=accepted(CLIP_CHOICES),
+                                      answer=repr(answer)))
+    return verdict(said == "higher", msg("a narrower band [1 − ε, 1 + ε] leaves more tokens' ratios outside it, so "
+                                         "more tokens are clipped (and get no gradient)"),
+                   msg("the same ratios ρ_t, a narrower band [1 − ε, 1 + ε]: how many ρ_t fall outside it?"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -111,12 +116,15 @@ def _gae_mistakes():
 
     return [
         Mistake("off by one step", lambda r, v, g, l: _gae_loop(r, v, g, l, next_value=lambda v, t: v[t]),
-                "off by one step: δ_t = r_t + γ·V_{t+1} − V_t needs the value of the *next* token, V_{t+1}, not V_t"),
+                msg("off by one step: δ_t = r_t + γ·V_{{t+1}} − V_t needs the value of the *next* token, V_{{t+1}}, "
+                    "not V_t")),
         Mistake("bootstrapped past the end", lambda r, v, g, l: _gae_loop(
                     r, v, g, l, next_value=lambda v, t: v[t + 1] if t + 1 < len(v) else v[t]),
-                "after the last token the value is 0 – the response has ended, there is no next state to bootstrap from"),
+                msg("after the last token the value is 0 – the response has ended, there is no next state to "
+                    "bootstrap from")),
         Mistake("λ left out", lambda r, v, g, l: _gae_loop(r, v, g, l, next_value=nxt, lam_used=False),
-                "the recursion is A_t = δ_t + γ·λ·A_{t+1}: λ belongs in it (λ = 0 gives one-step TD, λ = 1 Monte Carlo)"),
+                msg("the recursion is A_t = δ_t + γ·λ·A_{{t+1}}: λ belongs in it (λ = 0 gives one-step TD, λ = 1 "
+                    "Monte Carlo)")),
     ]
 
 
@@ -133,7 +141,7 @@ def check_gae_impl(fn) -> bool:
         return gae(r[None], v[None], torch.ones(1, len(r)), gamma, lam)[0][0]
 
     return grade(fn, reference, _gae_cases(), mistakes=_gae_mistakes(),
-                 right="your GAE matches utils.ppo.gae: δ_t backwards, A_t = δ_t + γ·λ·A_{t+1}")
+                 right=msg("your GAE matches utils.ppo.gae: δ_t backwards, A_t = δ_t + γ·λ·A_{{t+1}}"))
 
 
 def _surrogate_cases():
@@ -165,14 +173,14 @@ def _surrogate_mistakes():
 
     return [
         Mistake("max instead of min", lambda lp, o, a, m, e: -masked(torch.max(*terms(lp, o, a, e)), m),
-                "the clip is on the wrong side: take the *minimum* of ρ·A and clip(ρ)·A – the pessimistic bound – "
-                "so a large ratio can never earn more than the clipped one"),
+                msg("the clip is on the wrong side: take the *minimum* of ρ·A and clip(ρ)·A – the pessimistic bound – "
+                    "so a large ratio can never earn more than the clipped one")),
         Mistake("no minus sign", lambda lp, o, a, m, e: masked(torch.min(*terms(lp, o, a, e)), m),
-                "an optimiser minimises the loss and PPO maximises the surrogate: return −mean(min(…))"),
+                msg("an optimiser minimises the loss and PPO maximises the surrogate: return −mean(min(…))")),
         Mistake("mask ignored", lambda lp, o, a, m, e: -torch.min(*terms(lp, o, a, e)).mean(),
-                "average over the real tokens only – Σ(x·mask)/Σ mask – padding must not count"),
+                msg("average over the real tokens only – Σ(x·mask)/Σ mask – padding must not count")),
         Mistake("clipped term only", lambda lp, o, a, m, e: -masked(terms(lp, o, a, e)[1], m),
-                "the clipped term alone is not PPO's objective: min(ρ·A, clip(ρ, 1 − ε, 1 + ε)·A)"),
+                msg("the clipped term alone is not PPO's objective: min(ρ·A, clip(ρ, 1 − ε, 1 + ε)·A)")),
     ]
 
 
@@ -184,7 +192,7 @@ def check_clipped_surrogate(fn) -> bool:
     from .grading import grade
 
     return grade(fn, lambda lp, o, a, m, e: policy_loss(lp, o, a, m, e)[0], _surrogate_cases(),
-                 mistakes=_surrogate_mistakes(), right="your loss is PPO's clipped surrogate (utils.ppo.policy_loss)")
+                 mistakes=_surrogate_mistakes(), right=msg("your loss is PPO's clipped surrogate (utils.ppo.policy_loss)"))
 
 
 def _group_cases():
@@ -206,18 +214,20 @@ def _group_mistakes():
     return [
         Mistake("biased std", lambda r, n: ((groups(r, n) - groups(r, n).mean(1, keepdim=True))
                                             / (groups(r, n).std(1, keepdim=True, unbiased=False) + 1e-4)).flatten(),
-                "the standard deviation is the unbiased one (n − 1), as torch.std and TRL compute it – "
-                "not `unbiased=False`"),
+                msg("the standard deviation is the unbiased one (n − 1), as torch.std and TRL compute it – "
+                    "not `unbiased=False`")),
         Mistake("no mean subtracted", lambda r, n: (groups(r, n) / (groups(r, n).std(1, keepdim=True) + 1e-4)).flatten(),
-                "subtract each group's mean first: the advantage says how much better a sample is than its siblings"),
+                msg("subtract each group's mean first: the advantage says how much better a sample is than its "
+                    "siblings")),
         Mistake("batch statistics", lambda r, n: (r - r.mean()) / (r.std() + 1e-4),
-                "normalise within each group of one prompt's samples, not over the whole batch"),
+                msg("normalise within each group of one prompt's samples, not over the whole batch")),
         Mistake("no epsilon", lambda r, n: ((groups(r, n) - groups(r, n).mean(1, keepdim=True))
                                             / groups(r, n).std(1, keepdim=True)).flatten(),
-                "add 1e-4 to the standard deviation before dividing: a group whose rewards are all equal has std 0, "
-                "and its advantages must come out 0, not NaN"),
+                msg("add 1e-4 to the standard deviation before dividing: a group whose rewards are all equal has "
+                    "std 0, and its advantages must come out 0, not NaN")),
         Mistake("no std scaling", lambda r, n: (groups(r, n) - groups(r, n).mean(1, keepdim=True)).flatten(),
-                "divide by the group's standard deviation (+ 1e-4) – leaving it out is Dr. GRPO's variant, not GRPO's"),
+                msg("divide by the group's standard deviation (+ 1e-4) – leaving it out is Dr. GRPO's variant, not "
+                    "GRPO's")),
     ]
 
 
@@ -232,4 +242,4 @@ def check_group_advantages_impl(fn) -> bool:
 
     return grade(fn, lambda r, n: torch.tensor(group_advantages(r.tolist(), n, "group")), _group_cases(),
                  mistakes=_group_mistakes(), tol=1e-4,
-                 right="your advantages are GRPO's: each sample against its own group's mean and spread")
+                 right=msg("your advantages are GRPO's: each sample against its own group's mean and spread"))

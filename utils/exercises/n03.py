@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 
 from .. import distill_data as dd
+from ..messages import msg
 from . import as_number, verdict
 
 
@@ -20,8 +21,10 @@ def check_keep_all_precision(precision: float, rows: list[dict]) -> bool:
     precision = as_number(precision)   # 0.42, "０.４２", "42。", "四十二"
     actual = dd.threshold_sweep(rows, [float("-inf")])[0]["precision"]
     ok = precision is not None and abs(precision - actual) <= 0.005
-    return verdict(ok, f"keeping everything has precision {actual:.1%}: the base rate (share of correct samples)",
-                   "at −∞ nothing is dropped, so precision = correct samples / all samples – no reward model needed")
+    return verdict(ok, msg("keeping everything has precision {precision:.1%}: the base rate (share of correct "
+                           "samples)", precision=actual),
+                   msg("at −∞ nothing is dropped, so precision = correct samples / all samples – no reward model "
+                       "needed"))
 
 
 def check_median_kept(kept: int, rows: list[dict]) -> bool:
@@ -34,20 +37,24 @@ def check_median_kept(kept: int, rows: list[dict]) -> bool:
     median = statistics.median(r["reward"] for r in rows)
     actual = dd.threshold_sweep(rows, [median])[0]["kept"]
     ok = kept is not None and abs(kept - actual) <= 0.02 * len(rows)
-    return verdict(ok, f"the median reward {median:+.3f} keeps {actual} of {len(rows)} samples",
-                   "at least half are ≥ the median; count the ties too – identical completions share one score "
-                   f"(the true count is {'more' if kept is not None and actual > kept else 'less'} than yours)")
+    return verdict(ok, msg("the median reward {median:+.3f} keeps {kept} of {n} samples", median=median,
+                           kept=actual, n=len(rows)),
+                   msg("at least half are ≥ the median; count the ties too – identical completions share one score "
+                       "(the true count is more than yours)") if kept is not None and actual > kept else
+                   msg("at least half are ≥ the median; count the ties too – identical completions share one score "
+                       "(the true count is less than yours)"))
 
 
 def check_contamination_caught(n_caught: int, n_inserted: int) -> bool:
     """Exercise 2: every inserted copy of a test prompt is caught by :func:`~utils.distill_data.decontaminate`."""
     n_caught, n_inserted = as_number(n_caught) or 0, as_number(n_inserted) or 0
     ok = n_inserted > 0 and n_caught == n_inserted
-    return verdict(ok, f"decontaminate caught all {n_inserted} leaked test prompts",
-                   "insert at least one row whose prompt is a test prompt, and pass val + test problems and "
-                   "the profile's decontam_unit to dd.decontaminate; count the inserted rows missing from its output"
+    return verdict(ok, msg("decontaminate caught all {n} leaked test prompts", n=n_inserted),
+                   msg("insert at least one row whose prompt is a test prompt, and pass val + test problems and "
+                       "the profile's decontam_unit to dd.decontaminate; count the inserted rows missing from its "
+                       "output")
                    if n_inserted <= 0 or n_caught < n_inserted else
-                   "more rows were counted as caught than were inserted: count only the inserted rows")
+                   msg("more rows were counted as caught than were inserted: count only the inserted rows"))
 
 
 def check_cap_kept(kept: int, rows: list[dict], m: int) -> bool:
@@ -56,8 +63,10 @@ def check_cap_kept(kept: int, rows: list[dict], m: int) -> bool:
     kept = as_number(kept)   # 412, "４１２", "412。", "四百一十二"
     actual = len(dd.filter_verifier(rows, m))
     ok = kept is not None and abs(kept - actual) <= 0.01 * actual
-    return verdict(ok, f"with m = {m} the verifier stage keeps {actual} of {len(rows)} samples",
-                   "each prompt gives min(m, its number of distinct correct samples) – never more than m × prompts")
+    return verdict(ok, msg("with m = {m} the verifier stage keeps {kept} of {n} samples", m=m, kept=actual,
+                           n=len(rows)),
+                   msg("each prompt gives min(m, its number of distinct correct samples) – never more than m × "
+                       "prompts"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -99,14 +108,15 @@ def _step_filter_mistakes():
 
     return [
         Mistake("answer only", lambda rows: [r for r in rows if verify(r["completion"], r["answer"])],
-                "the final answer is not enough: a chain can reach it through a wrong step – check every step of the "
-                "think block too (utils.tasks.steps_hold)"),
+                msg("the final answer is not enough: a chain can reach it through a wrong step – check every step "
+                    "of the think block too (utils.tasks.steps_hold)")),
         Mistake("steps only", lambda rows: [r for r in rows if steps_hold(r["completion"])],
-                "true steps are not enough: the row must also be well-formed with the right final answer "
-                "(utils.tasks.verify)"),
+                msg("true steps are not enough: the row must also be well-formed with the right final answer "
+                    "(utils.tasks.verify)")),
         Mistake("format ignored", lambda rows: [r for r in rows if answer_correct(r["completion"], r["answer"])
                                                 and steps_hold(r["completion"])],
-                "a row with no <think> block has no steps to check – keep only well-formed rows (verify checks the format)"),
+                msg("a row with no <think> block has no steps to check – keep only well-formed rows (verify "
+                    "checks the format)")),
     ]
 
 
@@ -117,4 +127,4 @@ def check_step_filter(fn) -> bool:
     from .grading import grade
 
     return grade(fn, _step_filter_reference, [(step_filter_rows(),)], mistakes=_step_filter_mistakes(),
-                 right="your filter keeps exactly the rows whose every step and final answer are right")
+                 right=msg("your filter keeps exactly the rows whose every step and final answer are right"))

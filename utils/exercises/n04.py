@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ..messages import Msg, msg
 from . import accepted, as_number, choose, verdict
 
 
@@ -12,13 +13,14 @@ def check_epochs(answer: float | None, rows: int, steps: int, batch: int) -> boo
     ``batch`` rows each – ``steps × batch / rows`` epochs (within 5 %)."""
     value = as_number(answer)
     if value is None:
-        return verdict(False, "", "set your_answer to a number of epochs, then rerun the cell")
+        return verdict(False, "", msg("set your_answer to a number of epochs, then rerun the cell"))
     right = steps * batch / rows
     ok = math.isfinite(value) and abs(value - right) <= 0.05 * right
-    return verdict(ok, f"{right:.1f} epochs: {steps} steps × {batch} rows per step = {steps * batch} rows read, "
-                       f"over a dataset of {rows} rows",
-                   "each step reads one batch of rows; how many rows is that over all the steps, "
-                   "and how many datasets' worth is it?")
+    return verdict(ok, msg("{epochs:.1f} epochs: {steps} steps × {batch} rows per step = {read} rows read, "
+                           "over a dataset of {rows} rows", epochs=right, steps=steps, batch=batch,
+                           read=steps * batch, rows=rows),
+                   msg("each step reads one batch of rows; how many rows is that over all the steps, "
+                       "and how many datasets' worth is it?"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -31,38 +33,40 @@ def curriculum_rows() -> list[dict]:
             for i in range(n)]
 
 
-def curriculum_problems(order, rows: list[dict], steps: int, batch_size: int) -> str | None:
+def curriculum_problems(order, rows: list[dict], steps: int, batch_size: int) -> Msg | str | None:
     """What is wrong with a pacing schedule ``order`` (None if nothing): its length, the stages' pools,
     mixing within a stage, and whether every row of a stage's pool is read (when the stage is long enough)."""
     levels = sorted({r["difficulty"] for r in rows})
     if order is None:
-        return "your function returned None: write its body and end it with `return order`"
+        return msg("your function returned None: write its body and end it with `return order`")
     if not isinstance(order, list) or not all(isinstance(r, dict) for r in order):
-        return "return the rows themselves, in training order: a list of the dicts you were given"
+        return msg("return the rows themselves, in training order: a list of the dicts you were given")
     if len(order) != steps * batch_size:
-        return (f"a run of {steps} steps × {batch_size} rows reads {steps * batch_size} rows; your schedule has "
-                f"{len(order)}")
+        return msg("a run of {steps} steps × {batch_size} rows reads {read} rows; your schedule has {yours}",
+                   steps=steps, batch_size=batch_size, read=steps * batch_size, yours=len(order))
     if any(r not in rows for r in order):
-        return "every row of the schedule must come from `rows` (unchanged)"
+        return msg("every row of the schedule must come from `rows` (unchanged)")
     for k, level in enumerate(levels):
         start = k * steps // len(levels) * batch_size
         end = (k + 1) * steps // len(levels) * batch_size
         stage = order[start:end]
         if any(r["difficulty"] > level for r in stage):
-            return (f"stage {k + 1} holds rows harder than level {level}: stage k draws only from difficulties ≤ its "
-                    "level (easy first; harder levels join stage by stage)")
+            return msg("stage {stage} holds rows harder than level {level}: stage k draws only from difficulties ≤ "
+                       "its level (easy first; harder levels join stage by stage)", stage=k + 1, level=level)
         allowed = [r for r in rows if r["difficulty"] <= level]
         if len(stage) >= len(allowed) and any(r not in stage for r in allowed):
             missing = {r["difficulty"] for r in allowed if r not in stage}
-            return (f"stage {k + 1} never reads some rows of difficulty {sorted(missing)}: its pool is *every* "
-                    "level up to its own, so the earlier levels keep being seen")
+            return msg("stage {stage} never reads some rows of difficulty {levels}: its pool is *every* "
+                       "level up to its own, so the earlier levels keep being seen", stage=k + 1,
+                       levels=str(sorted(missing)))
         if k > 0 and all(r["difficulty"] == level for r in stage):
-            return (f"stage {k + 1} reads only level {level}: its pool is every level up to its own, so the "
-                    "earlier levels keep being seen")
+            return msg("stage {stage} reads only level {level}: its pool is every level up to its own, so the "
+                       "earlier levels keep being seen", stage=k + 1, level=level)
         batches = [stage[i:i + batch_size] for i in range(0, len(stage), batch_size)]
         if k > 0 and all(len({r["difficulty"] for r in b}) == 1 for b in batches):
-            return (f"every batch of stage {k + 1} holds one difficulty: shuffle each stage's pool, so that "
-                    "batches mix levels (the sorted order is the anti-pattern the curriculum arm replaced)")
+            return msg("every batch of stage {stage} holds one difficulty: shuffle each stage's pool, so that "
+                       "batches mix levels (the sorted order is the anti-pattern the curriculum arm replaced)",
+                       stage=k + 1)
     return None
 
 
@@ -77,15 +81,16 @@ def check_curriculum_sampler(fn) -> bool:
     for steps, batch_size, seed in ((6, 4, 0), (9, 5, 1), (3, 8, 2)):
         rows = curriculum_rows()
         order, hint = call_learner(fn, (rows, steps, batch_size, seed),
-                                   mutated="your function changed `rows` (sorted or shuffled it in place?): "
-                                           "work on a copy – random.sample, or list(rows) before shuffling")
+                                   mutated=msg("your function changed `rows` (sorted or shuffled it in place?): "
+                                               "work on a copy – random.sample, or list(rows) before shuffling"))
         if hint:
             return verdict(False, "", hint)
         problem = curriculum_problems(order, rows, steps, batch_size)
         if problem:
-            return verdict(False, "", f"{problem} (steps={steps}, batch_size={batch_size})")
-    return verdict(True, "a pacing schedule: easy rows first, harder levels mixed in stage by stage, every batch "
-                         "shuffled within its stage's pool", "")
+            return verdict(False, "", msg("{problem} (steps={steps}, batch_size={batch_size})", problem=problem,
+                                          steps=steps, batch_size=batch_size))
+    return verdict(True, msg("a pacing schedule: easy rows first, harder levels mixed in stage by stage, every "
+                             "batch shuffled within its stage's pool"), "")
 
 
 # ---------------------------------------------------------------------------------------
@@ -119,29 +124,34 @@ def check_short_run(your_prediction: dict, final_loss: dict[str, float], val_cor
     ``final_loss[arm]`` and ``val_correct[arm]`` (per validation problem, the same problems for both arms).
     Nothing is timed or trained here."""
     if not isinstance(your_prediction, dict) or any(your_prediction.get(k) is None for k in SHORT_RUN_ANSWERS):
-        return verdict(False, "", "fill in all three predictions – " + "; ".join(
-            f"{k!r}: {' / '.join(map(repr, v))}" for k, v in SHORT_RUN_ANSWERS.items()) + " – then run the arms")
+        return verdict(False, "", msg("fill in all three predictions – {answers} – then run the arms", answers="; ".join(
+            f"{k!r}: {' / '.join(map(repr, v))}" for k, v in SHORT_RUN_ANSWERS.items())))
     said = {key: choose(your_prediction[key], choices) for key, choices in SHORT_RUN_ANSWERS.items()}
     for key, choices in SHORT_RUN_ANSWERS.items():
         if said[key] is None:
-            return verdict(False, "", f"{key!r} takes one of {accepted(choices)}, not {your_prediction[key]!r}")
+            return verdict(False, "", msg("{key} takes one of {choices}, not {answer}", key=repr(key),
+                                          choices=accepted(choices), answer=repr(your_prediction[key])))
     if set(final_loss) != {"filtered", "unfiltered"} or set(val_correct) != {"filtered", "unfiltered"}:
-        return verdict(False, "", "run both arms first (uncomment the lines): the checker compares your prediction "
-                                  "with their recorded loss and validation answers")
+        return verdict(False, "", msg("run both arms first (uncomment the lines): the checker compares your "
+                                      "prediction with their recorded loss and validation answers"))
     if len(val_correct["filtered"]) != len(val_correct["unfiltered"]) or not val_correct["filtered"]:
-        return verdict(False, "", "the two arms must be scored on the same validation problems")
+        return verdict(False, "", msg("the two arms must be scored on the same validation problems"))
     truth = _short_run_truth(final_loss, val_correct)
     wrong = [k for k in SHORT_RUN_ANSWERS if said[k] != truth[k]]
     n = len(val_correct["filtered"])
     measured = ", ".join(f"{k}: {v}" for k, v in truth.items())
     if not wrong:
-        return verdict(True, f"as you predicted – {measured} (validation: {n} problems)", "")
-    why = {"lower loss": "the loss is measured on each arm's own rows: which rows are easier to fit?",
-           "higher validation accuracy": "look at the two accuracies printed above – after 20 steps both may still be "
-                                         "near zero, which is a tie",
-           "enough to tell": f"with {n} validation problems, a paired 95 % interval of the difference is wide: it "
-                             "must exclude 0 before the runs tell the arms apart"}
-    return verdict(False, "", f"the runs show {measured}; " + " ".join(why[k] for k in wrong))
+        return verdict(True, msg("as you predicted – {measured} (validation: {n} problems)", measured=measured, n=n),
+                       "")
+    why = {"lower loss": msg("the loss is measured on each arm's own rows: which rows are easier to fit?"),
+           "higher validation accuracy": msg("look at the two accuracies printed above – after 20 steps both may "
+                                             "still be near zero, which is a tie"),
+           "enough to tell": msg("with {n} validation problems, a paired 95 % interval of the difference is wide: "
+                                 "it must exclude 0 before the runs tell the arms apart", n=n)}
+    reasons = why[wrong[0]]
+    for k in wrong[1:]:
+        reasons = msg("{first} {then}", first=reasons, then=why[k])   # sentences, one after the other
+    return verdict(False, "", msg("the runs show {measured}; {why}", measured=measured, why=reasons))
 
 
 SPEEDUP_CHOICES = {"grows": ("grow", "变大", "增大", "增加", "上升", "更大"),
@@ -154,23 +164,26 @@ def check_batch_speedup(your_prediction: str | None, tps: dict, stays: float = 0
     tokens/s ÷ teacher tokens/s) moved from batch 1 to batch 8, read from the learner's recorded ``tps``
     ``{(name, batch): tokens/s}``; within ``stays`` (relative) it "stays". Only arithmetic on the recording."""
     if your_prediction is None:
-        return verdict(False, "", f"set your_prediction to one of {', '.join(map(repr, SPEEDUP_CHOICES))}")
+        return verdict(False, "", msg("set your_prediction to one of {choices}",
+                                      choices=", ".join(map(repr, SPEEDUP_CHOICES))))
     said = choose(your_prediction, SPEEDUP_CHOICES)
     if said is None:
-        return verdict(False, "", f"your_prediction takes one of {accepted(SPEEDUP_CHOICES)}, not {your_prediction!r}")
+        return verdict(False, "", msg("your_prediction takes one of {choices}, not {answer}",
+                                      choices=accepted(SPEEDUP_CHOICES), answer=repr(your_prediction)))
     need = [(n, b) for b in (1, 8) for n in ("teacher", "student")]
     if not isinstance(tps, dict) or any(k not in tps for k in need):
-        return verdict(False, "", "run the measurement first (uncomment the lines): tps needs "
-                                  + ", ".join(map(str, need)))
+        return verdict(False, "", msg("run the measurement first (uncomment the lines): tps needs {keys}",
+                                      keys=", ".join(map(str, need))))
     if any(not (isinstance(tps[k], (int, float)) and tps[k] > 0) for k in need):
-        return verdict(False, "", "every tokens/s in tps must be a positive number")
+        return verdict(False, "", msg("every tokens/s in tps must be a positive number"))
     s1, s8 = (tps["student", b] / tps["teacher", b] for b in (1, 8))
     change = s8 / s1 - 1
     truth = "stays" if abs(change) <= stays else ("grows" if change > 0 else "shrinks")
-    measured = f"the speed-up went from {s1:.2f}× at batch 1 to {s8:.2f}× at batch 8 ({change:+.0%}): it {truth}"
-    return verdict(said == truth, measured + ", as you predicted",
-                   measured + ". At batch 1 both models wait mostly on fixed per-token overhead; at batch 8 the "
-                          "arithmetic per token weighs more – which model does that favour?")
+    measured = msg("the speed-up went from {s1:.2f}× at batch 1 to {s8:.2f}× at batch 8 ({change:+.0%}): it {truth}",
+                   s1=s1, s8=s8, change=change, truth=truth)
+    return verdict(said == truth, msg("{measured}, as you predicted", measured=measured),
+                   msg("{measured}. At batch 1 both models wait mostly on fixed per-token overhead; at batch 8 the "
+                       "arithmetic per token weighs more – which model does that favour?", measured=measured))
 
 
 # ---------------------------------------------------------------------------------------
@@ -238,16 +251,16 @@ def _batch_mistakes():
         return ids, torch.ones_like(mask), labels
 
     return [
-        Mistake("prompt labelled", prompt_labelled, "the prompt's tokens must get -100 too: the loss trains on the "
-                "completion (and its EOS) only – otherwise the model learns to write questions"),
-        Mistake("padding labelled", padding_labelled, "padding positions need label -100, not the pad id: otherwise "
-                "the model is trained to predict padding"),
-        Mistake("no EOS", no_eos, "append eos_id after each completion (and label it): without it the model never "
-                "learns to stop"),
-        Mistake("left padding", left_padded, "pad on the right: each row starts at position 0 and the padding goes "
-                "after its EOS (training batches are right-padded; left padding is for generation)"),
-        Mistake("mask on padding", mask_everything, "attention_mask is 0 on padding: the model must not attend to "
-                "pad tokens"),
+        Mistake("prompt labelled", prompt_labelled, msg("the prompt's tokens must get -100 too: the loss trains on "
+                "the completion (and its EOS) only – otherwise the model learns to write questions")),
+        Mistake("padding labelled", padding_labelled, msg("padding positions need label -100, not the pad id: "
+                "otherwise the model is trained to predict padding")),
+        Mistake("no EOS", no_eos, msg("append eos_id after each completion (and label it): without it the model never "
+                "learns to stop")),
+        Mistake("left padding", left_padded, msg("pad on the right: each row starts at position 0 and the padding "
+                "goes after its EOS (training batches are right-padded; left padding is for generation)")),
+        Mistake("mask on padding", mask_everything, msg("attention_mask is 0 on padding: the model must not attend "
+                "to pad tokens")),
     ]
 
 
@@ -258,20 +271,21 @@ def check_completion_batch(fn) -> bool:
     single row and other EOS / pad ids; typical mistakes get their own hint."""
     import torch
 
-    from .grading import _snapshot, call_learner
+    from .grading import _snapshot, and_list, call_learner
 
     names = ("input_ids", "attention_mask", "labels")
     for case in _batch_cases():
-        got, hint = call_learner(fn, case, mutated="your function changed `prompts` or `completions` (appended the EOS "
-                                                   "to a caller's list?): build new lists")
+        got, hint = call_learner(fn, case, mutated=msg("your function changed `prompts` or `completions` (appended "
+                                                       "the EOS to a caller's list?): build new lists"))
         if hint:
             return verdict(False, "", hint)
         if not (isinstance(got, tuple) and len(got) == 3 and all(isinstance(t, torch.Tensor) for t in got)):
-            return verdict(False, "", "return a tuple of three tensors: (input_ids, attention_mask, labels)")
+            return verdict(False, "", msg("return a tuple of three tensors: (input_ids, attention_mask, labels)"))
         right = completion_batch_reference(*_snapshot(case))
         for name, mine in zip(names, got):
             if mine.is_floating_point() or mine.dtype == torch.bool:
-                return verdict(False, "", f"{name} holds token ids or 0/1: an integer tensor (torch.long), not {mine.dtype}")
+                return verdict(False, "", msg("{name} holds token ids or 0/1: an integer tensor (torch.long), not "
+                                              "{dtype}", name=name, dtype=str(mine.dtype)))
         same = lambda a, b: all(m.shape == w.shape and torch.equal(m.long(), w.long()) for m, w in zip(a, b))  # noqa: E731
         if same(got, right):
             continue
@@ -280,9 +294,11 @@ def check_completion_batch(fn) -> bool:
                 return verdict(False, "", mistake.hint)
         for name, mine, ref in zip(names, got, right):
             if mine.shape != ref.shape:
-                return verdict(False, "", f"{name} should have shape {tuple(ref.shape)} (rows × the longest prompt + "
-                                          f"completion + EOS), yours has {tuple(mine.shape)}")
+                return verdict(False, "", msg("{name} should have shape {shape} (rows × the longest prompt + "
+                                              "completion + EOS), yours has {yours}", name=name,
+                                              shape=str(tuple(ref.shape)), yours=str(tuple(mine.shape))))
         differ = [n for n, m, r in zip(names, got, right) if not torch.equal(m.long(), r)]
-        return verdict(False, "", f"{' and '.join(differ)} differ from the course's: re-read the docstring – row by "
-                                  "row, prompt + completion + EOS, then padding")
-    return verdict(True, "your batch is the one TRL's collator builds: right-padded, loss on completion + EOS only", "")
+        return verdict(False, "", msg("{names} differ from the course's: re-read the docstring – row by row, prompt "
+                                      "+ completion + EOS, then padding", names=and_list(differ)))
+    return verdict(True, msg("your batch is the one TRL's collator builds: right-padded, loss on completion + EOS "
+                             "only"), "")
