@@ -90,7 +90,7 @@ browser:
 	fi
 
 # The test run has its own artifacts root: it never reads or overwrites what `make run` made.
-# Of the Chinese notebooks (the English code, byte for byte: tests/test_i18n.py) nbval runs 01 and 05, to
+# Of the Chinese notebooks (the English code: tests/test_i18n.py) nbval runs 01 and 05, to
 # prove they run from their own folder; running the others would repeat the English runs.
 ZH_SKIP := --ignore=notebooks/zh/solutions --ignore-glob='*/zh/0[234]_*.ipynb'
 test: setup

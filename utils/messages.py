@@ -234,7 +234,7 @@ def _display(parts: tuple, sep: str, markdown: bool) -> None:
     parts = [p if isinstance(p, Msg) else msg("{text}", text=p) for p in parts]
     body = render_parts(parts, sep, language())
     if not _in_notebook():       # a script or a test: print it
-        print(body)
+        print(body, flush=True)
         return
     from IPython.display import display
 
@@ -278,20 +278,19 @@ def figure_png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def show_figure(draw: Callable[[], Any]) -> dict[str, str]:
+def show_figure(draw: Callable[[], Any]) -> None:
     """Draw a plot once per language – ``draw()`` builds a figure whose labels are :func:`msg` (or
     :func:`text`) and returns it – show the current language's and keep the other's in the output's
-    metadata (``make zh`` swaps it in). Returns the PNGs by language."""
+    metadata (``make zh`` swaps it in)."""
     import matplotlib.pyplot as plt
     from IPython.display import display
 
     use_course_font()
     now = language()
     if not _in_notebook():                      # a script or a test: draw the current language only
-        fig = draw()
-        png = figure_png(fig if fig is not None else plt.gcf())
+        figure_png(draw() or plt.gcf())         # drawn (and saved in memory), as a notebook would
         plt.close("all")
-        return {now: png}
+        return None
     pngs = {}
     for lang in (now, *[l for l in LANGUAGES if l != now]):
         with speaking(lang):
@@ -302,7 +301,35 @@ def show_figure(draw: Callable[[], Any]) -> dict[str, str]:
             plt.close(fig)
     others = {lang: png for lang, png in pngs.items() if lang != now}
     display({"image/png": pngs[now], "text/plain": plain}, raw=True, metadata={META: {"figure": others}})
-    return pngs
+
+
+def show_table(build: Callable[[], Any]) -> None:
+    """Display a table once built per language – ``build()`` returns a pandas DataFrame (or Styler) whose
+    headers, index labels and text cells may be :func:`msg` – showing the current language's and keeping the
+    other's in the output's metadata (``make zh`` swaps it in). Numbers are the same in both."""
+    from IPython.display import display
+
+    import pandas as pd
+
+    def data_of(table) -> dict:
+        if isinstance(table, pd.DataFrame):   # messages rendered now, in the language being drawn
+            rendered = lambda v: str(v) if isinstance(v, Msg) else v
+            table = table.map(rendered).rename(index=rendered, columns=rendered)
+        html = table._repr_html_() if hasattr(table, "_repr_html_") else None
+        data = {"text/plain": repr(table) if not hasattr(table, "to_string") else table.to_string()}
+        if html:
+            data["text/html"] = html
+        return data
+
+    now = language()
+    tables = {}
+    for lang in (now, *[l for l in LANGUAGES if l != now]):
+        with speaking(lang):
+            tables[lang] = data_of(build())
+    if not _in_notebook():
+        print(tables[now]["text/plain"])
+        return
+    display(tables[now], raw=True, metadata={META: {"table": {l: d for l, d in tables.items() if l != now}}})
 
 
 # ---------------------------------------------------------------------------------------
@@ -321,6 +348,11 @@ def zh_output(output: dict, lang: str = "zh") -> dict:
         for mime in ("text/markdown", "text/plain"):
             if mime in out["data"]:
                 out["data"][mime] = body
+    if "table" in meta and lang in meta["table"]:
+        out["data"] = dict(meta["table"][lang])
+        table = {l: d for l, d in meta["table"].items() if l != lang}
+        table[next(l for l in LANGUAGES if l not in meta["table"])] = output["data"]
+        out["metadata"][META] = dict(meta, table=table)
     if "figure" in meta and lang in meta["figure"]:
         shown = next(l for l in LANGUAGES if l not in meta["figure"])
         out["data"]["image/png"] = meta["figure"][lang]

@@ -53,9 +53,11 @@ def missing(run: Run, stage: str, why: str) -> ReplayMissing:
 
 def announce(stage: str, seconds: float | None = None) -> None:
     """The line a replayed cell prints: what was loaded and what training it would have taken."""
-    took = f" (training took {seconds:.0f} s when it was saved)" if seconds else ""
-    print(f"▶ classroom replay: stage '{stage}' loaded from the saved run, not trained{took}. "
-          f"Unset {ENV} to train it live.", flush=True)
+    from .messages import msg, say
+
+    took = msg(" (training took {seconds:.0f} s when it was saved)", seconds=seconds) if seconds else ""
+    say(msg("▶ classroom replay: stage '{stage}' loaded from the saved run, not trained{took}. Unset {env} to train it "
+            "live.", stage=stage, took=took, env=ENV))
 
 
 def record_fingerprint(run: Run, stage: str) -> str:

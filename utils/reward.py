@@ -122,7 +122,9 @@ def train_reward_model(run: Run, *, progress: bool = True) -> dict:
                         metrics={"pair_acc": acc},
                         history={"pair_acc": acc, "n_train_pairs": len(train), "n_test_pairs": len(test),
                                  "losses": losses})
-    print(f"reward model: pairwise accuracy {acc:.1%} on {len(test)} held-out pairs")
+    from .messages import msg, say
+
+    say(msg("reward model: pairwise accuracy {acc:.1%} on {n} held-out pairs", acc=acc, n=len(test)))
     release(model)       # saved; off the GPU until a later stage loads it (a no-op on a CPU)
     return {"model": model, "tokenizer": rm_tokenizer, "pair_acc": acc, "n_train_pairs": len(train),
             "n_test_pairs": len(test), "losses": losses}

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from .config import Run, stage_settings
 from .generation import EvalResult, evaluate
+from .messages import msg, say
 from .models import build_causal_lm, save_model_artifact
 from .progress import calm_trainer_progress
 from .sft import (SFTResult, TokenBudget, curriculum_final_stage_step, curriculum_schedule, to_sft_dataset,
                   train_sft)
 
-ABLATIONS = {
-    "filtered": "teacher data after the full filter funnel (notebook 03)",
-    "unfiltered": "every teacher sample, right or wrong",
-    "groundtruth": "the task world's ground-truth chains of thought (an upper bound no real pipeline has)",
-    "curriculum": "filtered data, paced: easy first, harder levels mixed in stage by stage",
+ABLATIONS = {   # arm -> what it trains on (a message: utils.messages)
+    "filtered": msg("teacher data after the full filter funnel (notebook 03)"),
+    "unfiltered": msg("every teacher sample, right or wrong"),
+    "groundtruth": msg("the task world's ground-truth chains of thought (an upper bound no real pipeline has)"),
+    "curriculum": msg("filtered data, paced: easy first, harder levels mixed in stage by stage"),
 }
 
 
@@ -257,7 +258,7 @@ def run_ablation(run: Run, rows: dict[str, list[dict]], *, progress: bool = True
         trained = {arm: (model if arm == shipped else None, _sft_result(r["sft"]), EvalResult(**r["eval"]))
                    for arm, r in saved.items()}
         for arm, (_, sft, ev) in trained.items():
-            print(f"{arm:12} best validation {best_val(sft):.1%} – test {ev.accuracy:.1%}  ({sft.seconds:.0f} s)")
+            say(_arm_line(arm, sft, ev))
         return trained
     check_stage(run, "student_sft")   # before loading: a plan over the GPU's memory stops here
     trained = {}
@@ -265,8 +266,7 @@ def run_ablation(run: Run, rows: dict[str, list[dict]], *, progress: bool = True
         model, sft, ev = train_student(run, rows[arm], curriculum=arm == "curriculum", progress=progress)
         release(model)
         trained[arm] = (model, sft, ev)
-        print(f"{arm:12} best validation {best_val(sft):.1%} – test {ev.accuracy:.1%}  ({sft.seconds:.0f} s)",
-              flush=True)
+        say(_arm_line(arm, sft, ev))
     save_record(run, "student_arms", {arm: {"sft": dataclasses.asdict(sft), "eval": dataclasses.asdict(ev)}
                                       for arm, (_, sft, ev) in trained.items()},
                 seconds=sum(t[1].seconds for t in trained.values()))
@@ -327,6 +327,12 @@ def build_student(run: Run) -> str:
     arm = choose_arm(trained)
     publish_student(run, trained, arm)
     return arm
+
+
+def _arm_line(arm: str, sft: SFTResult, ev: EvalResult):
+    """One trained arm, as the ablation cell prints it."""
+    return msg("{arm:12} best validation {val:.1%} – test {test:.1%}  ({seconds:.0f} s)", arm=arm, val=best_val(sft),
+               test=ev.accuracy, seconds=sft.seconds)
 
 
 def best_val(result: SFTResult) -> float:

@@ -599,12 +599,14 @@ def _mean_ci(figure: dict[str, Any]) -> str:
     return format_value(figure["mean"], figure["kind"]) + (f" {_bracket(ci, figure['kind'])}" if ci else "")
 
 
-def _verdict(figure: dict[str, Any], better: str, worse: str, same: str) -> str:
+def _verdict(figure: dict[str, Any], better, worse, same):
     """Which way a difference points: only when its interval (of the mean over seeds, or one seed's
     paired interval over its test problems) excludes 0."""
+    from .messages import msg
+
     ci = _interval(figure)
     if not ci:
-        return "Nothing was measured that could say which way this goes."
+        return msg("Nothing was measured that could say which way this goes.")
     if ci[0] > 0:
         return better
     if ci[1] < 0:
@@ -612,11 +614,14 @@ def _verdict(figure: dict[str, Any], better: str, worse: str, same: str) -> str:
     return same
 
 
-def render_study(section: str, summary: dict[str, Any] | None = None) -> str:
-    """Markdown for one notebook's part of the study's controls (:mod:`utils.controls`), rendered from the
-    committed summary: ``"teacher"`` (notebook 02: RL on 1,000 test problems, RL vs more SFT),
-    ``"filter_grid"`` (notebook 04: filtering against the teacher's error rate), ``"student"`` (notebook
-    04: the budget-matched teacher, §4.1 over seeds). Says so when the study has not measured it yet."""
+def study_messages(section: str, summary: dict[str, Any] | None = None) -> list:
+    """One notebook's part of the study's controls (:mod:`utils.controls`) as messages (one per line,
+    :mod:`utils.messages`), rendered from the committed summary: ``"teacher"`` (notebook 02: RL on 1,000
+    test problems, RL vs more SFT), ``"filter_grid"`` (notebook 04: filtering against the teacher's error
+    rate), ``"student"`` (notebook 04: the budget-matched teacher, §4.1 over seeds). Says so when the study
+    has not measured it yet."""
+    from .messages import msg
+
     if section not in STUDY_SECTIONS:
         raise ValueError(f"section must be one of {STUDY_SECTIONS}, not {section!r}")
     summary = load_summary() if summary is None else summary
@@ -624,71 +629,84 @@ def render_study(section: str, summary: dict[str, Any] | None = None) -> str:
               "filter_grid": "controls.filter_grid.rl.filtered_minus_unfiltered.diff",
               "student": "controls.budget_matched.acc_ratio"}[section]
     if summary is None or _fig(summary, needed) is None:
-        return ("*The study's controls for this section have not been run on this code yet: `make study` measures "
-                "them (the README gives how long it takes) and this cell then shows them.*")
+        return [msg("*The study's controls for this section have not been run on this code yet: `make study` measures "
+                    "them (the README gives how long it takes) and this cell then shows them.*")]
     commits, n = summary.get("commits") or [], len(summary["seeds"])
-    intervals = ("the mean over the seeds, with the 95 % interval of that mean in brackets" if n > 1 else
-                 "one seed so far; in brackets its 95 % intervals over the test problems (paired, for differences) – "
-                 "over seeds, the other seeds of `make study` will tell")
-    head = (f"**From the study** ({n} seed{'s' if n != 1 else ''}, profile `{summary['profile']}`"
-            f"{', commit ' + commits[0] if len(commits) == 1 else ''}, {summary['date_utc']}; "
-            f"validation and test of 1,000 problems each, `make study`; {intervals}):\n\n")
+    intervals = (msg("the mean over the seeds, with the 95 % interval of that mean in brackets") if n > 1 else
+                 msg("one seed so far; in brackets its 95 % intervals over the test problems (paired, for differences) – "
+                     "over seeds, the other seeds of `make study` will tell"))
+    head = msg("**From the study** ({n} {seeds}, profile `{profile}`{commit}, {date}; validation and test of 1,000 "
+               "problems each, `make study`; {intervals}):\n", n=n, seeds=msg("seed") if n == 1 else msg("seeds"),
+               profile=summary["profile"],
+               commit=", commit " + commits[0] if len(commits) == 1 else "", date=summary["date_utc"], intervals=intervals)
     f = lambda key: _fig(summary, key)  # noqa: E731
-    lines: list[str] = []
+    lines: list = [head]
     if section == "teacher":
         gain, vs_steps, vs_tokens = (f("controls.paired.teacher_grpo_minus_teacher_sft.diff"),
                                      f("controls.rl_vs_more_sft.grpo_minus_more_sft_steps.diff"),
                                      f("controls.rl_vs_more_sft.grpo_minus_more_sft_tokens.diff"))
-        lines += [f"- GRPO − warm-up teacher: {_mean_ci(gain)}.",
-                  f"- The warm-up trained on with SFT instead: {_mean_ci(f('controls.rl_vs_more_sft.more_sft.tokens.acc'))} "
-                  f"for GRPO's tokens, {_mean_ci(f('controls.rl_vs_more_sft.more_sft.steps.acc'))} for GRPO's steps × batch.",
-                  f"- GRPO − more SFT: {_mean_ci(vs_tokens)} at the same tokens; {_mean_ci(vs_steps)} at the same "
-                  "steps × batch.", "",
-                  _verdict(vs_steps, "At the same steps × batch, RL beat simply training the warm-up longer.",
-                           "At the same steps × batch, training the warm-up longer beat RL: here RL's gain over the "
-                           "warm-up is a gain of more training, not of RL.",
-                           "At the same steps × batch, RL and more SFT cannot be told apart in this study: part or "
-                           "all of RL's gain over the warm-up may be a gain of more training. (Matched on tokens, "
-                           "SFT reads fewer rows: see the first comparison.)")]
+        lines += [msg("- GRPO − warm-up teacher: {gain}.", gain=_mean_ci(gain)),
+                  msg("- The warm-up trained on with SFT instead: {tokens} for GRPO's tokens, {steps} for GRPO's "
+                      "steps × batch.", tokens=_mean_ci(f("controls.rl_vs_more_sft.more_sft.tokens.acc")),
+                      steps=_mean_ci(f("controls.rl_vs_more_sft.more_sft.steps.acc"))),
+                  msg("- GRPO − more SFT: {tokens} at the same tokens; {steps} at the same steps × batch.\n",
+                      tokens=_mean_ci(vs_tokens), steps=_mean_ci(vs_steps)),
+                  _verdict(vs_steps, msg("At the same steps × batch, RL beat simply training the warm-up longer."),
+                           msg("At the same steps × batch, training the warm-up longer beat RL: here RL's gain over the "
+                               "warm-up is a gain of more training, not of RL."),
+                           msg("At the same steps × batch, RL and more SFT cannot be told apart in this study: part or "
+                               "all of RL's gain over the warm-up may be a gain of more training. (Matched on tokens, "
+                               "SFT reads fewer rows: see the first comparison.)"))]
         r1z, cold = f("r1_zero.acc"), f("r1_zero.acc_cold_start")
         if r1z and cold:
-            lines += ["", f"Section 6 over the seeds (300 test problems each): the R1-Zero miniature {_mean_ci(r1z)}, "
-                      f"the cold start {_mean_ci(cold)}."]
+            lines += [msg("\nSection 6 over the seeds (300 test problems each): the R1-Zero miniature {r1z}, the cold "
+                          "start {cold}.", r1z=_mean_ci(r1z), cold=_mean_ci(cold))]
     elif section == "filter_grid":
-        for teacher, name in (("warmup", "warm-up teacher"), ("rl", "RL teacher")):
+        for teacher, name in (("warmup", msg("warm-up teacher")), ("rl", msg("RL teacher"))):
             base = f"controls.filter_grid.{teacher}"
-            lines.append(f"- {name}: sampled error rate {_mean_ci(f(base + '.error_rate'))}; student on its filtered data "
-                         f"{_mean_ci(f(base + '.filtered.acc'))}, on its unfiltered data "
-                         f"{_mean_ci(f(base + '.unfiltered.acc'))}; filtered − unfiltered "
-                         f"{_mean_ci(f(base + '.filtered_minus_unfiltered.diff'))}.")
+            lines.append(msg("- {name}: sampled error rate {error}; student on its filtered data {filtered}, on its "
+                             "unfiltered data {unfiltered}; filtered − unfiltered {diff}.", name=name,
+                             error=_mean_ci(f(base + ".error_rate")), filtered=_mean_ci(f(base + ".filtered.acc")),
+                             unfiltered=_mean_ci(f(base + ".unfiltered.acc")),
+                             diff=_mean_ci(f(base + ".filtered_minus_unfiltered.diff"))))
         warm, rl, gap = (f("controls.filter_grid.warmup.filtered_minus_unfiltered.diff"),
                          f("controls.filter_grid.rl.filtered_minus_unfiltered.diff"), f("derived.filter_gain_gap_pts"))
-        lines += ["", "Every one of the four datasets has one row per prompt on the same prompts (those both teachers "
-                  "solved at least once), and every student the same steps: only the teacher's errors differ.",
-                  f"Filtering was worth {warm['mean'] * 100:+.1f} points with the warm-up teacher and "
-                  f"{rl['mean'] * 100:+.1f} with the RL teacher (means over the seeds; their intervals above); "
-                  f"the gap: {_mean_ci(gap)}.",
-                  _verdict(gap, "Filtering is worth more with the weaker teacher: it buys back what the teacher gets wrong.",
-                           "Filtering was worth more with the stronger teacher – against the lesson; a finding to "
-                           "investigate (the error rates above say how different the two teachers really were).",
-                           "In this study the two teachers' gains from filtering cannot be told apart.")]
+        lines += [msg("\nEvery one of the four datasets has one row per prompt on the same prompts (those both teachers "
+                      "solved at least once), and every student the same steps: only the teacher's errors differ."),
+                  msg("Filtering was worth {warm:+.1f} points with the warm-up teacher and {rl:+.1f} with the RL teacher "
+                      "(means over the seeds; their intervals above); the gap: {gap}.", warm=warm["mean"] * 100,
+                      rl=rl["mean"] * 100, gap=_mean_ci(gap)),
+                  _verdict(gap, msg("Filtering is worth more with the weaker teacher: it buys back what the teacher gets "
+                                    "wrong."),
+                           msg("Filtering was worth more with the stronger teacher – against the lesson; a finding to "
+                               "investigate (the error rates above say how different the two teachers really were)."),
+                           msg("In this study the two teachers' gains from filtering cannot be told apart."))]
     else:
         ratio, diff = f("controls.budget_matched.acc_ratio"), f("controls.budget_matched.student_minus_teacher.diff")
-        lines += [f"- The teacher's architecture trained exactly as the student (same rows, steps × batch, checkpoint "
-                  f"choice): {_mean_ci(f('controls.budget_matched.teacher.acc'))} on 1,000 test problems; the student: "
-                  f"{_mean_ci(f('controls.models.student.acc'))}.",
-                  f"- Student / budget-matched teacher: {_mean_ci(ratio)}; student − budget-matched teacher: {_mean_ci(diff)}.",
-                  "", _verdict(diff, "Even against a teacher trained on its budget the student is better in this study.",
-                               "Against a teacher trained on the same budget the student is worse: its lead over the real "
-                               "teacher came from the budgets, not from being small.",
-                               "Against a teacher trained on the same budget the student cannot be told apart from it in this "
-                               "study.")]
+        lines += [msg("- The teacher's architecture trained exactly as the student (same rows, steps × batch, checkpoint "
+                      "choice): {teacher} on 1,000 test problems; the student: {student}.",
+                      teacher=_mean_ci(f("controls.budget_matched.teacher.acc")),
+                      student=_mean_ci(f("controls.models.student.acc"))),
+                  msg("- Student / budget-matched teacher: {ratio}; student − budget-matched teacher: {diff}.\n",
+                      ratio=_mean_ci(ratio), diff=_mean_ci(diff)),
+                  _verdict(diff, msg("Even against a teacher trained on its budget the student is better in this study."),
+                           msg("Against a teacher trained on the same budget the student is worse: its lead over the real "
+                               "teacher came from the budgets, not from being small."),
+                           msg("Against a teacher trained on the same budget the student cannot be told apart from it in "
+                               "this study."))]
         arms = [(k, f(f"distil_vs_rl.acc_{k}")) for k in ("sft", "grpo", "onpolicy")]
         if all(a for _, a in arms):
-            lines += ["", "§4.1 over the seeds (300 test problems each): " + "; ".join(
-                f"{name} {_mean_ci(a)}" for name, a in zip(("more SFT", "GRPO on the student", "on-policy distillation"),
-                                                           (a for _, a in arms))) + "."]
-    return head + "\n".join(lines)
+            sft, grpo, onpolicy = (_mean_ci(a) for _, a in arms)
+            lines += [msg("\n§4.1 over the seeds (300 test problems each): more SFT {sft}; GRPO on the student {grpo}; "
+                          "on-policy distillation {onpolicy}.", sft=sft, grpo=grpo, onpolicy=onpolicy)]
+    return lines
+
+
+def render_study(section: str, summary: dict[str, Any] | None = None, lang: str = "en") -> str:
+    """:func:`study_messages` as Markdown in ``lang``."""
+    from .messages import render_parts
+
+    return render_parts(study_messages(section, summary), "\n", lang)
 
 
 SHOW_CALL = re.compile(r"show_study\(\s*[\"'](\w+)[\"']\s*\)")
@@ -700,14 +718,18 @@ def refresh_study_cells(notebook: Path, summary: dict[str, Any] | None) -> int:
     written show that summary. Returns the number of cells refreshed."""
     import nbformat
 
+    from .messages import META, render_parts
+
     nb = nbformat.read(notebook, as_version=4)
     count = 0
     for cell in nb.cells:
         match = SHOW_CALL.search(cell.source) if cell.cell_type == "code" else None
         if match:
+            parts = study_messages(match.group(1), summary)
+            text = render_parts(parts, "\n", "en")   # as show_study displays it (make zh renders the Chinese)
             cell.outputs = [nbformat.v4.new_output(
-                "display_data", data={"text/markdown": render_study(match.group(1), summary),
-                                      "text/plain": "<IPython.core.display.Markdown object>"})]
+                "display_data", data={"text/markdown": text, "text/plain": text},
+                metadata={META: {"parts": [p.to_json() for p in parts], "sep": "\n"}})]
             count += 1
     if count:
         nbformat.write(nb, notebook)
@@ -715,10 +737,10 @@ def refresh_study_cells(notebook: Path, summary: dict[str, Any] | None) -> int:
 
 
 def show_study(section: str) -> None:
-    """Display :func:`render_study` as Markdown (in a notebook)."""
-    from IPython.display import Markdown, display
+    """Display :func:`study_messages` as Markdown (in a notebook), in the course's language."""
+    from .messages import show
 
-    display(Markdown(render_study(section)))
+    show(*study_messages(section))
 
 
 if __name__ == "__main__":

@@ -90,7 +90,11 @@ def train_teacher_sft(run: Run, *, eval_every: int = 0,
                                  "acc_per_family": final.per_family, "sft_seconds": result.seconds},
                         history={"losses": result.losses, "evals": result.evals, "tokens_per_s": result.tokens_per_s,
                                  "test_correct": [int(c) for c in final.correct]})
-    print(f"teacher_sft: {final.summary()} – saved to {artifact_path(run.name, 'teacher_sft')}")
+    from .messages import msg, say
+
+    say(msg("teacher_sft: accuracy {acc:.1%} ({families}) – saved to {path}", acc=final.accuracy,
+            families=", ".join(f"{k} {v:.0%}" for k, v in sorted(final.per_family.items())),
+            path=str(artifact_path(run.name, "teacher_sft"))))
     return model, result, final
 
 

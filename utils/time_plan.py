@@ -515,14 +515,17 @@ def check_stage(run, stage: str) -> dict | None:
 def show_plan(run, stage: str) -> None:
     """Print ``stage``'s GPU memory plan and time plan (what notebooks show before a long stage)."""
     from .memory_planner import GB, format_plan
+    from .messages import msg, say
 
     prof = run.profile
     if not plannable(prof):
-        print(f"{STAGE_LABELS[stage]}: profile {prof.name!r} builds or loads its models locally, on {run.device}: "
-              "no GPU memory or time plan (the colab profile has one).")
+        say(msg("{stage}: profile {profile!r} builds or loads its models locally, on {device}: no GPU memory or time "
+                "plan (the colab profile has one).", stage=STAGE_LABELS[stage], profile=prof.name, device=run.device))
         return
     plan = check_stage(run, stage)
     timing = next(s for s in plan_times(prof) if s.stage == STAGE_LABELS[stage])
-    print(format_plan(plan) + f"\n  fits {prof.gpu_gb:.0f} GB: {plan['total'] / GB:.1f} GB planned")
-    print(f"  time on a T4: about {timing.minutes:.1f} min ({_m(timing.tokens_generated)} tokens generated, "
-          f"{_m(timing.tokens_trained)} trained) – {timing.assumption}")
+    say(msg("{plan}\n  fits {gpu:.0f} GB: {planned:.1f} GB planned", plan=format_plan(plan), gpu=prof.gpu_gb,
+            planned=plan["total"] / GB),
+        msg("  time on a T4: about {minutes:.1f} min ({generated} tokens generated, {trained} trained) – {assumption}",
+            minutes=timing.minutes, generated=_m(timing.tokens_generated), trained=_m(timing.tokens_trained),
+            assumption=timing.assumption))
