@@ -161,9 +161,9 @@ KEPT_IN_ENGLISH = ("McNemar p", "Yue et al", "KV cache", "Best-of", "best-of", "
 
 
 def english_runs(text: str) -> list[str]:
-    """Runs of three or more English words left after removing code spans, links, numbers and the terms the
-    Chinese text keeps in English (model names, method acronyms, citations)."""
-    text = re.sub(r"`[^`]*`", " ", text)
+    """Runs of three or more English words left after removing code spans and quoted literals (`x`, 'x', "x"),
+    links, numbers and the terms the Chinese text keeps in English (model names, method acronyms, citations)."""
+    text = re.sub(r"`[^`]*`|'[^'\n]*'|\"[^\"\n]*\"", " ", text)
     text = re.sub(r"https?://\S+|\]\([^)]*\)", " ", text)
     for term in KEPT_IN_ENGLISH:
         text = text.replace(term, " ")
@@ -172,7 +172,7 @@ def english_runs(text: str) -> list[str]:
 
 def test_the_english_word_counter_finds_what_it_must():
     assert english_runs("教师 the teacher wins 了") == ["the teacher wins"]
-    assert english_runs("`a b c d` 和 McNemar p = 0.1，Yue et al., 2025") == []
+    assert english_runs("`a b c d` 和 McNemar p = 0.1，Yue et al., 2025，'lower loss key'") == []
 
 
 @pytest.mark.parametrize("pair", MAIN, ids=lambda p: p.chinese.name)

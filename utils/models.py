@@ -333,15 +333,17 @@ def saved_stage(run, name: str) -> dict | None:
         raise missing(run, name, why)
     if why == "missing":
         return None
+    from .messages import msg, say
+
     if why is not None:
-        print(f"ℹ saved stage '{name}' is {why}: training it again.")
+        say(msg("ℹ saved stage '{name}' is {why}: training it again.", name=name, why=why))
         return None
     history = load_history(run.name, name)
     if replaying():
         announce(name, history.get("seconds"))
     else:
-        print(f"✓ stage '{name}' finished earlier with this seed and configuration: loaded from "
-              f"{artifact_path(run.name, name)}, not trained again (delete that folder to retrain).")
+        say(msg("✓ stage '{name}' finished earlier with this seed and configuration: loaded from {path}, not trained "
+                "again (delete that folder to retrain).", name=name, path=str(artifact_path(run.name, name))))
     return history
 
 
