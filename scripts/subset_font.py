@@ -46,6 +46,7 @@ def main(source: Path = SOURCE) -> Path:
     sub = subset.Subsetter(options)
     sub.populate(unicodes=sorted(ord(c) for c in wanted()))
     sub.subset(font)
+    font.recalcTimestamp = False   # the same characters give the same file, byte for byte
     for record in font["name"].names:   # its own family name: it does not shadow a full Noto CJK install
         if record.nameID in (1, 4, 16):
             record.string = FAMILY
